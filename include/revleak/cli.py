@@ -1,0 +1,165 @@
+"""The ``revleak`` command: load books, make demo data, run checks, read findings.
+
+Problems a user can fix print as one line (exit 2); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import psycopg
+
+from revleak.errors import RevleakError
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+class Progress:
+    """One status line on stderr for long work (a line every step when not a terminal)."""
+
+    def __init__(self, every: int = 1_000_000):
+        self.tty = sys.stderr.isatty()
+        self.every = every
+        self.last: dict[str, int] = {}
+
+    def __call__(self, what: str, rows: int) -> None:
+        if self.tty:
+            print(f"\r  {what}: {rows:,} rows", end="", file=sys.stderr, flush=True)
+        elif rows // self.every > self.last.get(what, 0) // self.every:
+            print(f"  {what}: {rows:,} rows", file=sys.stderr, flush=True)
+        self.last[what] = rows
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
+
+
+def cmd_migrate(args) -> int:
+    from revleak import warehouse
+
+    with warehouse.connect() as conn:
+        applied = warehouse.migrate(conn)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
+          else "schema is up to date")
+    return 0
+
+
+def cmd_load(args) -> int:
+    from revleak import loader, warehouse
+
+    if not args.directory.is_dir():
+        raise RevleakError(f"{args.directory} is not a directory; pass the folder with the CSVs")
+    progress = Progress()
+    started = time.monotonic()
+    with warehouse.connect() as conn:
+        warehouse.migrate(conn)
+        load_id, results = loader.load(conn, args.directory, progress)
+    progress.done()
+    print(loader.format_summary(results))
+    rows = sum(r.rows for r in results)
+    bad = sum(r.quarantined for r in results)
+    print(f"load {load_id}: {rows:,} rows in {time.monotonic() - started:.1f}s; "
+          f"{bad:,} quarantined" + (" (see `revleak quarantine`)" if bad else ""))
+    errors = [r for r in results if r.error]
+    for r in errors:
+        print(f"error: {r.error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_quarantine(args) -> int:
+    from revleak import warehouse
+
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            "select table_name, source_file, line_no, reason from revleak.quarantine"
+            " where load_id = coalesce(%s, (select max(load_id) from revleak.loads))"
+            " order by source_file, line_no limit %s", (args.load, args.limit)).fetchall()
+    for table, file, line, reason in rows:
+        print(f"{Path(file).name}:{line} [{table}] {reason}")
+    if not rows:
+        print("no quarantined rows")
+    return 0
+
+
+def cmd_demo_data(args) -> int:
+    from revleak import demo
+
+    progress = Progress(every=1_000_000)
+    started = time.monotonic()
+    manifest = demo.generate(args.out, seed=args.seed, scale=args.scale, progress=progress)
+    progress.done()
+    rows = sum(manifest["rows"].values())
+    print(f"wrote {rows:,} rows in {len(manifest['rows'])} files and manifest.json "
+          f"({len(manifest['leaks'])} seeded leaks) to {args.out} "
+          f"in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="revleak",
+        description="Revenue-leakage detection: reconcile booked, billed, collected and "
+                    "recognized revenue and open tickets for every gap.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("migrate", help="create or upgrade the warehouse schema",
+                       description="Apply pending migrations from sql/schema (idempotent).")
+    s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("load", help="load contract CSV files into the warehouse",
+                       description="Load <table>.csv files (any subset of the contract's tables). "
+                                   "Good rows upsert; bad rows go to quarantine with file, line "
+                                   "and reason. Exits non-zero only when input is unreadable.")
+    s.add_argument("directory", type=Path, help="folder holding <table>.csv files")
+    s.set_defaults(func=cmd_load)
+
+    s = sub.add_parser("quarantine", help="list rows the last load quarantined",
+                       description="List quarantined rows with file, line and reason.")
+    s.add_argument("--load", type=int, help="load id (default: the latest)")
+    s.add_argument("--limit", type=int, default=100, help="at most this many rows (default 100)")
+    s.set_defaults(func=cmd_quarantine)
+
+    s = sub.add_parser("demo-data", help="generate a synthetic company with seeded leaks",
+                       description="Write the contract's CSV files plus manifest.json (every "
+                                   "seeded leak and decoy) for a deterministic demo company.")
+    s.add_argument("out", type=Path, help="output folder")
+    s.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    s.add_argument("--scale", choices=["small", "medium", "large"], default="small",
+                   help="small ≈ 200 customers; large ≈ 1M contracts, 10M+ invoice lines")
+    s.set_defaults(func=cmd_demo_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RevleakError as e:
+        if args.debug:
+            raise
+        print(f"revleak: {e}", file=sys.stderr)
+        return 2
+    except psycopg.Error as e:
+        if args.debug:
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"revleak: database error: {first} (rerun with --debug for details)",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("revleak: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
