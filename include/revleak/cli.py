@@ -104,6 +104,40 @@ def cmd_demo_data(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from revleak import pipeline
+
+    overrides = {"tolerance_pct": args.tolerance_pct, "billing_lag_days": args.billing_lag_days}
+    summary = pipeline.run_check(args.check, args.as_of, overrides)
+    print(pipeline.format_summary(summary))
+    return 0
+
+
+def cmd_findings(args) -> int:
+    from revleak import findings, warehouse
+
+    with warehouse.connect() as conn, conn.transaction():
+        rows = findings.query(conn, args.check, args.as_of, args.status)
+        if args.format == "json":
+            for row in rows:
+                if not args.evidence:
+                    row.pop("evidence")
+                print(findings.to_json(row))
+            return 0
+        print(f"{'check':<24} {'category':<13} {'entity':<22} {'gap':>14} {'ccy':<4} "
+              f"{'days':>5} {'loss×days':>14} {'status':<8} owner / due")
+        for n, f in enumerate(rows, 1):
+            print(f"{f['check']:<24} {f['category']:<13} "
+                  f"{f['entity_type'][:5] + ':' + f['entity_id']:<22} "
+                  f"{float(f['gap_amount'] or 0):>14,.2f} {f['currency'] or '':<4} "
+                  f"{f['days_outstanding'] or 0:>5} {float(f['time_weighted_loss'] or 0):>14,.0f} "
+                  f"{f['status']:<8} {f['owner'].get('team', '')} / {f['due_date']}")
+            if n >= args.limit:
+                print(f"... (first {args.limit}; use --limit or --format json for all)")
+                break
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="revleak",
@@ -137,6 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", choices=["small", "medium", "large"], default="small",
                    help="small ≈ 200 customers; large ≈ 1M contracts, 10M+ invoice lines")
     s.set_defaults(func=cmd_demo_data)
+
+    s = sub.add_parser("check", help="run one check for one as-of date (outside Airflow)",
+                       description="Run a check's SQL for an as-of date and record its findings, "
+                                   "as the DAG does. Use the DAGs for scheduled work.")
+    s.add_argument("check", choices=["booked_vs_billed_daily"], help="the check (DAG id)")
+    s.add_argument("--as-of", type=_date, required=True, help="check the books as of this date")
+    s.add_argument("--tolerance-pct", type=float, help="override the tolerance (%% of expected)")
+    s.add_argument("--billing-lag-days", type=int, help="override the billing lag")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("findings", help="print findings (contract §4)",
+                       description="Print findings: the current state, or what one as-of date "
+                                   "saw (--as-of). JSON lines with --format json.")
+    s.add_argument("--check", help="only this check (DAG id)")
+    s.add_argument("--as-of", type=_date, help="what this as-of date saw (history)")
+    s.add_argument("--status", choices=["open", "resolved", "all"], default="open")
+    s.add_argument("--format", choices=["table", "json"], default="table")
+    s.add_argument("--evidence", action="store_true", help="include evidence in JSON output")
+    s.add_argument("--limit", type=int, default=50, help="rows in the table view (default 50)")
+    s.set_defaults(func=cmd_findings)
     return p
 
 

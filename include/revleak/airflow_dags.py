@@ -1,0 +1,86 @@
+"""One factory for the check DAGs: explicit timetable in the company timezone, typed Params,
+retries, docs, and tasks that each make one call into revleak. Nothing here touches the
+warehouse at import time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from revleak import pipeline
+from revleak.checks import DataMissing
+from revleak.config import DEFAULT_OWNERS, load_config
+
+CRON = {"daily": "0 {hour} * * *", "weekly": "0 {hour} * * 1", "quarterly": "0 {hour} 1 1,4,7,10 *"}
+INTERVAL = {"daily": timedelta(days=1), "weekly": timedelta(days=7),
+            "quarterly": timedelta(days=92)}
+PARAMS = {
+    "dry_run": Param(False, type="boolean", title="Dry run",
+                     description="Write findings but send no ticket events."),
+    "tolerance_pct": Param(None, type=["null", "number"], minimum=0, maximum=100,
+                           title="Tolerance (% of expected)",
+                           description="Override the configured match tolerance for this run."),
+    "tolerance_min": Param(None, type=["null", "number"], minimum=0,
+                           title="Minimum tolerance (contract currency)"),
+    "billing_lag_days": Param(None, type=["null", "integer"], minimum=0, maximum=366,
+                              title="Billing lag (days)"),
+}
+
+
+def _run():
+    ctx = get_current_context()
+    logical_date = ctx.get("logical_date") or ctx["dag_run"].run_after
+    return pipeline.check_run(ctx["dag"].dag_id, logical_date, dict(ctx["params"]))
+
+
+def check_dag(check_id: str, doc_md: str, cadence: str):
+    """Build the DAG for one check of the contract's §3."""
+    config = load_config()
+    hour = config.rules.get(check_id, {}).get("schedule_hour", 6)
+
+    @dag(
+        dag_id=check_id,
+        schedule=CronTriggerTimetable(CRON[cadence].format(hour=hour), timezone=config.timezone,
+                                      interval=INTERVAL[cadence]),
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        doc_md=doc_md,
+        tags=["revleak", cadence, DEFAULT_OWNERS[check_id].lower().replace(" ", "_")],
+        default_args={"owner": DEFAULT_OWNERS[check_id], "retries": 2,
+                      "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True},
+        params=PARAMS,
+    )
+    def check():
+        @task
+        def check_sources() -> dict:
+            """Refuse to judge missing or stale books (a failed, clearly named task)."""
+            try:
+                return pipeline.check_sources(_run())
+            except DataMissing as e:
+                raise AirflowFailException(str(e)) from None
+
+        @task
+        def reconcile() -> dict:
+            """Run the check's SQL in the warehouse."""
+            return pipeline.reconcile(_run())
+
+        @task
+        def record_findings() -> dict:
+            """Upsert findings by fingerprint; resolve the ones whose gap closed."""
+            return pipeline.record_findings(_run())
+
+        @task
+        def summarize(summary: dict) -> str:
+            """Say what was found: count, gap, the top 5 by time-weighted loss."""
+            text = pipeline.format_summary(summary)
+            print(text)
+            return text
+
+        sources, reconciled, recorded = check_sources(), reconcile(), record_findings()
+        sources >> reconciled >> recorded
+        summarize(recorded)
+
+    return check()

@@ -1,0 +1,159 @@
+"""Running a check: guard the sources, reconcile in SQL, keep the results for recording.
+
+A check is one SQL file in ``sql/checks/<check_id>.sql`` made of named steps
+(``-- name: step``). Jinja shapes the SQL; every value is a bind parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import jinja2
+import psycopg
+from psycopg.types.json import Jsonb
+
+from revleak import periods
+from revleak.config import Config
+from revleak.errors import RevleakError
+from revleak.warehouse import PROJECT_ROOT
+
+CHECKS_DIR = PROJECT_ROOT / "sql" / "checks"
+RULE_VERSIONS = {"booked_vs_billed_daily": "bvb-1"}
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(CHECKS_DIR), autoescape=False,
+                          undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+class DataMissing(RevleakError):
+    """A source the check reads is empty or stale for the window: no verdict is possible."""
+
+
+@dataclass
+class CheckRun:
+    """One check for one as-of date, with the rules in force (config plus run overrides)."""
+
+    check_id: str
+    as_of: date
+    config: Config
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rules(self) -> dict[str, Any]:
+        rules = dict(self.config.rules.get(self.check_id, {}))
+        for key, value in self.overrides.items():
+            if value is not None and key in rules:
+                rules[key] = Decimal(str(value)) if isinstance(rules[key], Decimal) else value
+        return rules
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {
+            **self.rules,
+            "check_id": self.check_id,
+            "as_of": self.as_of,
+            "as_of_end": periods.day_end(self.as_of, self.config.tz),
+            "base_currency": self.config.base_currency,
+        }
+
+    @property
+    def rule_version(self) -> str:
+        return RULE_VERSIONS[self.check_id]
+
+
+def steps(check_id: str) -> dict[str, str]:
+    """The named SQL steps of a check, in order."""
+    if check_id not in RULE_VERSIONS:
+        raise RevleakError(f"unknown check {check_id!r}; known: {', '.join(RULE_VERSIONS)}")
+    text = _env.get_template(f"{check_id}.sql").render()
+    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.M)
+    return {name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2],
+                                                                strict=True)}
+
+
+def _start(conn: psycopg.Connection, run: CheckRun, params: dict) -> None:
+    conn.execute(
+        "insert into revleak.check_runs (check_id, as_of, status, params, rule_version)"
+        " values (%s, %s, 'running', %s, %s)"
+        " on conflict (check_id, as_of) do update set status = 'running', params = excluded.params,"
+        " rule_version = excluded.rule_version, attempts = check_runs.attempts + 1,"
+        " started_at = now(), finished_at = null",
+        (run.check_id, run.as_of, Jsonb(_jsonable(params)), run.rule_version))
+
+
+def _finish(conn: psycopg.Connection, run: CheckRun, status: str, summary: dict) -> None:
+    conn.execute(
+        "update revleak.check_runs set status = %s, summary = %s, finished_at = now()"
+        " where check_id = %s and as_of = %s",
+        (status, Jsonb(summary), run.check_id, run.as_of))
+
+
+def check_sources(conn: psycopg.Connection, run: CheckRun) -> dict:
+    """Refuse to judge books that are not there: raise DataMissing with what is missing."""
+    row = conn.execute(steps(run.check_id)["sources"], run.params).fetchone()
+    sources = dict(zip(("active_contracts", "invoices", "latest_invoice"), row, strict=True))
+    stale = run.rules["stale_after_days"]
+    problem = None
+    if sources["active_contracts"] and not sources["invoices"]:
+        problem = (f"{sources['active_contracts']} contracts are active but no invoice was issued "
+                   f"on or before {run.as_of}: load invoices.csv and invoice_lines.csv")
+    elif sources["active_contracts"] and (run.as_of - sources["latest_invoice"]).days >= stale:
+        problem = (f"no invoice issued in the {stale} days before {run.as_of} (latest "
+                   f"{sources['latest_invoice']}) while {sources['active_contracts']} contracts "
+                   "are active: the billing export looks stale; reload it")
+    elif not sources["active_contracts"] and not sources["invoices"]:
+        problem = (f"no closed-won contracts and no invoices as of {run.as_of}: "
+                   "load opportunities.csv and invoices.csv first")
+    if problem:
+        with conn.transaction():
+            _start(conn, run, run.params)
+            _finish(conn, run, "data_missing", {"data_missing": problem, **_jsonable(sources)})
+        raise DataMissing(f"data_missing for {run.check_id} as of {run.as_of}: {problem}")
+    return _jsonable(sources)
+
+
+def reconcile(conn: psycopg.Connection, run: CheckRun) -> dict:
+    """Run the check's SQL; keep its results in revleak.check_results; record metrics."""
+    params = run.params
+    sql_steps = steps(run.check_id)
+    with conn.transaction():
+        _start(conn, run, params)
+        metrics = []
+        for name, statement in sql_steps.items():
+            if name == "sources":
+                continue
+            cur = conn.execute(statement, params)
+            if name == "metrics":
+                metrics = cur.fetchall()
+        conn.execute("delete from revleak.check_results where check_id = %s and as_of = %s",
+                     (run.check_id, run.as_of))
+        conn.execute(
+            "insert into revleak.check_results (check_id, as_of, fingerprint, category,"
+            " entity_type, entity_id, customer_id, expected_amount, actual_amount, gap_amount,"
+            " currency, gap_amount_base, gap_pct, days_outstanding, time_weighted_loss, evidence)"
+            " select %s, %s, fingerprint, category, entity_type, entity_id, customer_id,"
+            " expected_amount, actual_amount, gap_amount, currency, gap_amount_base, gap_pct,"
+            " days_outstanding, time_weighted_loss,"
+            " evidence || jsonb_build_object('rule_version', %s::text, 'rules', %s::jsonb)"
+            " from run_findings",
+            (run.check_id, run.as_of, run.rule_version, Jsonb(_jsonable(run.rules))))
+        for metric, value, detail in metrics:
+            conn.execute(
+                "insert into revleak.metrics (check_id, as_of, metric, value, detail)"
+                " values (%s, %s, %s, %s, %s) on conflict (check_id, as_of, metric)"
+                " do update set value = excluded.value, detail = excluded.detail",
+                (run.check_id, run.as_of, metric, value, Jsonb(detail or {})))
+        _finish(conn, run, "running", {m: _jsonable(v) for m, v, _ in metrics})
+    return {m: _jsonable(v) for m, v, _ in metrics}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

@@ -1,0 +1,159 @@
+"""The findings store: per-as-of history plus the current state of every leak.
+
+Upserts are keyed by fingerprint. A date older than the latest one checked only rewrites
+its own history: a backfill never reopens a finding that a later date resolved.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from revleak import periods
+from revleak.checks import CheckRun
+
+FIGURES = ("category, entity_type, entity_id, customer_id, expected_amount, actual_amount,"
+           " gap_amount, currency, gap_amount_base, gap_pct, days_outstanding,"
+           " time_weighted_loss, evidence")
+UPDATE_FIGURES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in FIGURES.split(","))
+
+HISTORY = f"""
+delete from revleak.finding_history where check_id = %(check_id)s and as_of = %(as_of)s;
+insert into revleak.finding_history (fingerprint, as_of, check_id, status, {FIGURES})
+select fingerprint, as_of, check_id, 'open', {FIGURES}
+from revleak.check_results where check_id = %(check_id)s and as_of = %(as_of)s;
+-- open on the previous date checked, gone now: resolved on this date
+insert into revleak.finding_history (fingerprint, as_of, check_id, status, {FIGURES})
+select h.fingerprint, %(as_of)s, h.check_id, 'resolved', {', '.join(
+    'h.' + c.strip() for c in FIGURES.split(','))}
+from revleak.finding_history h
+where h.check_id = %(check_id)s and h.status = 'open'
+  and h.as_of = (select max(as_of) from revleak.check_runs
+                 where check_id = %(check_id)s and as_of < %(as_of)s and status = 'succeeded')
+  and not exists (select from revleak.check_results r where r.check_id = h.check_id
+                  and r.as_of = %(as_of)s and r.fingerprint = h.fingerprint)
+"""
+
+CURRENT = f"""
+insert into revleak.findings as f (fingerprint, check_id, as_of, first_seen_as_of, owner, due_date,
+                                  status, {FIGURES})
+select fingerprint, check_id, as_of, as_of, %(owner)s, %(due_date)s, 'open', {FIGURES}
+from revleak.check_results where check_id = %(check_id)s and as_of = %(as_of)s
+on conflict (fingerprint) do update set {UPDATE_FIGURES},
+    as_of = excluded.as_of, owner = excluded.owner, status = 'open', resolved_as_of = null,
+    first_seen_as_of = least(f.first_seen_as_of, excluded.first_seen_as_of),
+    due_date = case when f.status = 'resolved' then excluded.due_date else f.due_date end,
+    updated_at = now();
+update revleak.findings f set status = 'resolved', resolved_as_of = %(as_of)s, as_of = %(as_of)s,
+    updated_at = now()
+where f.check_id = %(check_id)s and f.status = 'open'
+  and not exists (select from revleak.check_results r where r.check_id = f.check_id
+                  and r.as_of = %(as_of)s and r.fingerprint = f.fingerprint)
+"""
+
+# An older date than the latest checked: learn only what is new about the past.
+BACKFILL = f"""
+update revleak.findings f set first_seen_as_of = r.as_of
+from revleak.check_results r
+where r.check_id = %(check_id)s and r.as_of = %(as_of)s and r.fingerprint = f.fingerprint
+  and r.as_of < f.first_seen_as_of;
+insert into revleak.findings (fingerprint, check_id, as_of, first_seen_as_of, owner, due_date,
+                              status, resolved_as_of, {FIGURES})
+select fingerprint, check_id, as_of, as_of, %(owner)s, %(due_date)s, 'resolved',
+       (select min(as_of) from revleak.check_runs c where c.check_id = r.check_id
+        and c.as_of > r.as_of and c.status = 'succeeded'), {FIGURES}
+from revleak.check_results r where check_id = %(check_id)s and as_of = %(as_of)s
+on conflict (fingerprint) do nothing
+"""
+
+
+def latest_as_of(conn: psycopg.Connection, check_id: str) -> date | None:
+    return conn.execute(
+        "select max(as_of) from revleak.check_runs where check_id = %s and status = 'succeeded'",
+        (check_id,)).fetchone()[0]
+
+
+def record(conn: psycopg.Connection, run: CheckRun) -> dict:
+    """Turn the run's results into history and current state; mark the run succeeded."""
+    owner = run.config.owners[run.check_id]
+    params = {"check_id": run.check_id, "as_of": run.as_of, "owner": Jsonb(owner.as_dict()),
+              "due_date": periods.add_business_days(run.as_of, owner.sla_business_days)}
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (run.check_id,))
+        latest = latest_as_of(conn, run.check_id)
+        for statement in HISTORY.split(";"):
+            conn.execute(statement, params)
+        is_latest = latest is None or run.as_of >= latest
+        for statement in (CURRENT if is_latest else BACKFILL).split(";"):
+            conn.execute(statement, params)
+        summary = summarize(conn, run.check_id, run.as_of)
+        conn.execute(
+            "update revleak.check_runs set status = 'succeeded', finished_at = now(),"
+            " summary = summary || %s where check_id = %s and as_of = %s",
+            (Jsonb(_plain(summary)), run.check_id, run.as_of))
+    return summary
+
+
+def summarize(conn: psycopg.Connection, check_id: str, as_of: date) -> dict:
+    """What one date found: count, gap in base currency, top 5 by time-weighted loss."""
+    cur = conn.cursor(row_factory=dict_row)
+    totals = cur.execute(
+        "select count(*) as findings, coalesce(sum(gap_amount_base), 0) as gap_base,"
+        " count(*) filter (where status = 'resolved') as resolved"
+        " from revleak.finding_history where check_id = %s and as_of = %s"
+        " and entity_type <> 'portfolio'", (check_id, as_of)).fetchone()
+    top = cur.execute(
+        "select category, entity_type, entity_id, customer_id, currency, gap_amount,"
+        " gap_amount_base, days_outstanding, time_weighted_loss"
+        " from revleak.finding_history where check_id = %s and as_of = %s and status = 'open'"
+        " order by time_weighted_loss desc nulls last, fingerprint limit 5",
+        (check_id, as_of)).fetchall()
+    return {"check": check_id, "as_of": as_of, **totals, "top": top}
+
+
+def query(conn: psycopg.Connection, check: str | None = None, as_of: date | None = None,
+          status: str = "open"):
+    """Findings as the contract's JSON objects (§4): current state, or history for a date."""
+    source = "revleak.finding_history h join revleak.findings f using (fingerprint)" if as_of \
+        else "revleak.findings f"
+    prefix = "h." if as_of else "f."
+    where, args = [], []
+    if check:
+        where.append("f.check_id = %s")
+        args.append(check)
+    if as_of:
+        where.append("h.as_of = %s")
+        args.append(as_of)
+    if status != "all":
+        where.append(f"{prefix}status = %s")
+        args.append(status)
+    cols = ", ".join(f"{prefix}{c.strip()}" for c in FIGURES.split(",") if c.strip() != "evidence")
+    cur = conn.cursor(name="findings", row_factory=dict_row)  # server-side: streams
+    cur.execute(
+        f"select f.fingerprint, f.check_id as check, {cols}, {prefix}as_of, f.owner, f.due_date,"
+        f" {prefix}status, f.ticket_key, f.first_seen_as_of, f.resolved_as_of, {prefix}evidence"
+        f" from {source} {'where ' + ' and '.join(where) if where else ''}"
+        f" order by {prefix}time_weighted_loss desc nulls last, f.fingerprint", args)
+    yield from cur
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):  # amounts are rounded to the cent in SQL: exact as JSON numbers
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(type(value))
+
+
+def to_json(finding: dict) -> str:
+    return json.dumps(finding, default=_default, sort_keys=False)

@@ -1,0 +1,58 @@
+"""The window each run checks (contract §3), derived from its logical date alone, so
+scheduled, manual and backfill runs of one date check the same books."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+CADENCE = {
+    "booked_vs_billed_daily": "daily",
+    "billed_vs_collected_weekly": "weekly",
+    "funnel_leak_weekly": "weekly",
+    "recognized_vs_collected_quarterly": "quarterly",
+    "pricing_drift_quarterly": "quarterly",
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    """The books as they stood at the end of ``as_of``; activity from ``start`` counts."""
+
+    start: date
+    as_of: date
+
+
+def run_day(logical_date: datetime, tz: ZoneInfo) -> date:
+    """Day D: the logical date in the company's timezone."""
+    return logical_date.astimezone(tz).date()
+
+
+def window(check_id: str, day: date) -> Window:
+    """The last complete period before day D for the check's cadence."""
+    cadence = CADENCE[check_id]
+    if cadence == "daily":
+        return Window(day - timedelta(days=1), day - timedelta(days=1))
+    if cadence == "weekly":
+        this_monday = day - timedelta(days=day.weekday())
+        return Window(this_monday - timedelta(days=7), this_monday - timedelta(days=1))
+    first_month = 3 * ((day.month - 1) // 3) + 1
+    quarter_start = date(day.year, first_month, 1)
+    as_of = quarter_start - timedelta(days=1)
+    return Window(date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1), as_of)
+
+
+def add_business_days(start: date, days: int) -> date:
+    """``days`` working days (Monday–Friday) after ``start``."""
+    current = start
+    while days > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            days -= 1
+    return current
+
+
+def day_end(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant after ``day`` in the company's timezone."""
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz)

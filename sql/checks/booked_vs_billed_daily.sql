@@ -1,0 +1,201 @@
+-- booked_vs_billed_daily: was every closed-won contract billed what its terms say, as of a date?
+-- Contract §3. Steps run in order, each a statement; values are bind parameters.
+
+-- name: sources
+-- The data-missing guard: are the sources this check reads there and fresh for the window?
+select (select count(*) from revleak.opportunities
+        where stage = 'closed_won' and contract_start <= %(as_of)s
+          and (contract_end >= %(as_of)s - %(billing_lag_days)s or auto_renew)) as active_contracts,
+       (select count(*) from revleak.invoices where issue_date <= %(as_of)s) as invoices,
+       (select max(issue_date) from revleak.invoices where issue_date <= %(as_of)s)
+           as latest_invoice;
+
+-- name: contract_gaps
+-- One row per closed-won contract booked by the as-of date: what was due, started and billed.
+create temp table contract_gaps on commit drop as
+with contracts as (
+    select o.opportunity_id, o.customer_id, o.currency, o.amount, o.contract_start,
+           o.contract_end, o.billing_frequency, coalesce(o.auto_renew, false) as auto_renew,
+           o.owner
+    from revleak.opportunities o
+    where o.stage = 'closed_won'
+      and o.contract_start <= %(as_of)s
+      and (o.closed_at is null or o.closed_at < %(as_of_end)s)
+),
+expected as (
+    select c.opportunity_id,
+           sum(c.amount / p.periods_per_term)
+               filter (where p.period_start + %(billing_lag_days)s <= %(as_of)s) as due,
+           sum(c.amount / p.periods_per_term)
+               filter (where p.period_start <= %(as_of)s) as started,
+           max(c.amount / p.periods_per_term) as per_period
+    from contracts c,
+         revleak.billing_periods(c.contract_start, c.contract_end, c.billing_frequency,
+                                 c.auto_renew, %(as_of)s) p
+    where p.period_start <= %(as_of)s
+    group by c.opportunity_id
+),
+billed as (
+    select i.opportunity_id,
+           sum(case when i.kind = 'credit_note' then -abs(l.amount) else l.amount end) as billed,
+           array_agg(distinct i.invoice_id order by i.invoice_id) as invoice_ids
+    from revleak.invoices i
+    join revleak.invoice_lines l using (invoice_id)
+    where i.opportunity_id is not null
+      and i.status not in ('draft', 'void')
+      and i.issue_date <= %(as_of)s
+    group by i.opportunity_id
+),
+renewed as (
+    select distinct renewal_of as opportunity_id
+    from revleak.opportunities
+    where renewal_of is not null and created_at < %(as_of_end)s
+)
+select c.*,
+       coalesce(e.due, 0) as due,
+       coalesce(e.started, 0) as started,
+       e.per_period,
+       coalesce(b.billed, 0) as billed,
+       coalesce(b.invoice_ids, '{}') as invoice_ids,
+       r.opportunity_id is not null as renewed,
+       case when c.currency = %(base_currency)s::text then 1 else fx.rate_to_base end as fx_rate
+from contracts c
+left join expected e using (opportunity_id)
+left join billed b using (opportunity_id)
+left join renewed r using (opportunity_id)
+left join lateral (
+    select f.rate_to_base from revleak.fx_rates f
+    where f.currency = c.currency and f.rate_date <= %(as_of)s
+    order by f.rate_date desc limit 1
+) fx on true;
+
+-- name: findings
+-- Every contract whose gap is above tolerance, plus the portfolio when its total is.
+create temp table run_findings on commit drop as
+with tolerances as (
+    select g.*,
+           greatest(g.due * %(tolerance_pct)s / 100, %(tolerance_min)s) as under_tolerance,
+           greatest(g.started * %(tolerance_pct)s / 100, %(tolerance_min)s) as over_tolerance
+    from contract_gaps g
+),
+gaps as (
+    select t.*, 'under_billing' as leak, t.due as expected_amount, t.due - t.billed as gap,
+           case when round(t.due - t.billed, 2) >= round(t.per_period, 2)
+                then 'unbilled' else 'under_billed' end as category,
+           t.under_tolerance as tolerance
+    from tolerances t where t.due - t.billed > t.under_tolerance
+    union all
+    select t.*, 'over_billing', t.started, t.started - t.billed, 'over_billed', t.over_tolerance
+    from tolerances t where t.billed - t.started > t.over_tolerance
+    union all
+    select t.*, 'renewal_miss', t.amount, t.amount, 'renewal_miss', null
+    from tolerances t
+    where not t.auto_renew and not t.renewed
+      and t.contract_end < %(as_of)s - %(renewal_grace_days)s
+),
+periods as (  -- evidence: each started period, what it expected and what billing filled it
+    select g.opportunity_id, g.leak,
+           jsonb_agg(jsonb_build_object(
+               'term', p.term, 'period_start', p.period_start,
+               'due_date', p.period_start + %(billing_lag_days)s,
+               'expected', round(g.amount / p.periods_per_term, 2),
+               'billed', round(greatest(0, least(g.amount / p.periods_per_term,
+                                                 g.billed - p.cum_before)), 2))
+               order by p.period_start) as periods,
+           min(p.period_start + %(billing_lag_days)s) filter (
+               where p.period_start + %(billing_lag_days)s <= %(as_of)s
+                 and p.cum_before + g.amount / p.periods_per_term - g.billed > 0.005
+           ) as oldest_unbilled_due
+    from gaps g,
+         lateral (
+             select bp.*, coalesce(sum(g.amount / bp.periods_per_term) over (
+                        order by bp.period_start rows between unbounded preceding
+                        and 1 preceding), 0) as cum_before
+             from revleak.billing_periods(g.contract_start, g.contract_end,
+                                          g.billing_frequency, g.auto_renew, %(as_of)s) bp
+             where bp.period_start <= %(as_of)s
+         ) p
+    where g.leak <> 'renewal_miss'
+    group by g.opportunity_id, g.leak
+),
+over_since as (  -- the invoice whose billing first pushed the contract over what had started
+    select g.opportunity_id, min(i.issue_date) as since
+    from gaps g
+    join lateral (
+        select inv.invoice_id, inv.issue_date,
+               sum(sum(case when inv.kind = 'credit_note' then -abs(l.amount) else l.amount end))
+                   over (order by inv.issue_date, inv.invoice_id) as cumulative
+        from revleak.invoices inv join revleak.invoice_lines l using (invoice_id)
+        where inv.opportunity_id = g.opportunity_id and inv.status not in ('draft', 'void')
+          and inv.issue_date <= %(as_of)s
+        group by inv.invoice_id, inv.issue_date
+    ) i on i.cumulative > g.started + g.tolerance
+    where g.leak = 'over_billing'
+    group by g.opportunity_id
+),
+contract_findings as (
+    select md5(concat_ws(':', %(check_id)s::text, g.leak, 'opportunity', g.opportunity_id))
+               as fingerprint,
+           g.category, 'opportunity' as entity_type, g.opportunity_id as entity_id,
+           g.customer_id, g.currency,
+           round(g.expected_amount, 2) as expected_amount,
+           round(case when g.leak = 'renewal_miss' then 0 else g.billed end, 2) as actual_amount,
+           round(g.gap, 2) as gap_amount,
+           round(g.gap * g.fx_rate, 2) as gap_amount_base,
+           round(100 * g.gap / nullif(g.expected_amount, 0), 4) as gap_pct,
+           %(as_of)s - case g.leak
+               when 'renewal_miss' then g.contract_end + %(renewal_grace_days)s + 1
+               when 'over_billing' then coalesce(o.since, %(as_of)s)
+               else coalesce(p.oldest_unbilled_due, %(as_of)s) end as days_outstanding,
+           jsonb_build_object(
+               'contract', jsonb_build_object(
+                   'amount', g.amount, 'contract_start', g.contract_start,
+                   'contract_end', g.contract_end, 'billing_frequency', g.billing_frequency,
+                   'auto_renew', g.auto_renew, 'crm_owner', g.owner),
+               'due', round(g.due, 2), 'started', round(g.started, 2),
+               'billed', round(g.billed, 2), 'tolerance', round(g.tolerance, 2),
+               'fx_rate', g.fx_rate, 'invoice_ids', to_jsonb(g.invoice_ids),
+               'periods', coalesce(p.periods, '[]'::jsonb)) as evidence
+    from gaps g
+    left join periods p using (opportunity_id, leak)
+    left join over_since o using (opportunity_id)
+),
+portfolio as (
+    select sum(due * fx_rate) as due_base,
+           sum(greatest(due - billed, 0) * fx_rate) as shortfall_base,
+           count(*) filter (where fx_rate is null) as missing_fx,
+           (select coalesce(max(days_outstanding), 0) from contract_findings
+            where gap_amount > 0 and category <> 'renewal_miss') as days
+    from contract_gaps
+)
+select f.*, f.gap_amount_base * f.days_outstanding as time_weighted_loss
+from contract_findings f
+union all
+select md5(concat_ws(':', %(check_id)s::text, 'portfolio', 'portfolio', 'all')),
+       'under_billed', 'portfolio', 'all', null, %(base_currency)s::text,
+       round(p.due_base, 2), round(p.due_base - p.shortfall_base, 2),
+       round(p.shortfall_base, 2), round(p.shortfall_base, 2),
+       round(100 * p.shortfall_base / nullif(p.due_base, 0), 4),
+       p.days,
+       jsonb_build_object('due_base', round(p.due_base, 2),
+                          'shortfall_base', round(p.shortfall_base, 2),
+                          'contracts_without_fx_rate', p.missing_fx),
+       round(p.shortfall_base, 2) * p.days
+from portfolio p
+where p.shortfall_base > greatest(p.due_base * %(tolerance_pct)s / 100, %(tolerance_min)s);
+
+-- name: metrics
+-- Run-level figures: realization (billed / due, excess billing not netted), totals, coverage.
+select 'realization_rate' as metric,
+       round(1 - sum(greatest(due - billed, 0) * fx_rate) / nullif(sum(due * fx_rate), 0), 6),
+       jsonb_build_object('due_base', round(sum(due * fx_rate), 2),
+                          'billed_base', round(sum(least(billed, due) * fx_rate), 2))
+from contract_gaps
+union all
+select 'contracts_checked', count(*), '{}'::jsonb from contract_gaps
+union all
+select 'findings', count(*), jsonb_object_agg(category, n)
+from (select category, count(*) as n from run_findings group by category) c
+union all
+select 'gap_base_total', coalesce(sum(gap_amount_base), 0), '{}'::jsonb
+from run_findings where entity_type <> 'portfolio';
