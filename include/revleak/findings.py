@@ -6,6 +6,7 @@ its own history: a backfill never reopens a finding that a later date resolved.
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import date
 from decimal import Decimal
@@ -21,6 +22,7 @@ from revleak.checks import CheckRun
 FIGURES = ("category, entity_type, entity_id, customer_id, expected_amount, actual_amount,"
            " gap_amount, currency, gap_amount_base, gap_pct, days_outstanding,"
            " time_weighted_loss, evidence")
+_cursor_ids = itertools.count()
 UPDATE_FIGURES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in FIGURES.split(","))
 
 HISTORY = f"""
@@ -134,13 +136,13 @@ def query(conn: psycopg.Connection, check: str | None = None, as_of: date | None
         where.append(f"{prefix}status = %s")
         args.append(status)
     cols = ", ".join(f"{prefix}{c.strip()}" for c in FIGURES.split(",") if c.strip() != "evidence")
-    cur = conn.cursor(name="findings", row_factory=dict_row)  # server-side: streams
-    cur.execute(
-        f"select f.fingerprint, f.check_id as check, {cols}, {prefix}as_of, f.owner, f.due_date,"
-        f" {prefix}status, f.ticket_key, f.first_seen_as_of, f.resolved_as_of, {prefix}evidence"
-        f" from {source} {'where ' + ' and '.join(where) if where else ''}"
-        f" order by {prefix}time_weighted_loss desc nulls last, f.fingerprint", args)
-    yield from cur
+    with conn.cursor(name=f"findings_{next(_cursor_ids)}", row_factory=dict_row) as cur:
+        cur.execute(
+            f"select f.fingerprint, f.check_id as check, {cols}, {prefix}as_of, f.owner,"
+            f" f.due_date, {prefix}status, f.ticket_key, f.first_seen_as_of, f.resolved_as_of,"
+            f" {prefix}evidence from {source} {'where ' + ' and '.join(where) if where else ''}"
+            f" order by {prefix}time_weighted_loss desc nulls last, f.fingerprint", args)
+        yield from cur  # a server-side cursor: rows stream, memory stays flat
 
 
 def _plain(value: Any) -> Any:

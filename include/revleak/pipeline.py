@@ -18,24 +18,24 @@ def check_run(check_id: str, logical_date: datetime, params: dict[str, Any]) -> 
 
 
 def check_sources(run: checks.CheckRun) -> dict:
-    with warehouse.connect() as conn:
+    with warehouse.connect(autocommit=True) as conn:
         return checks.check_sources(conn, run)
 
 
 def reconcile(run: checks.CheckRun) -> dict:
-    with warehouse.connect() as conn:
+    with warehouse.connect(autocommit=True) as conn:
         return checks.reconcile(conn, run)
 
 
 def record_findings(run: checks.CheckRun) -> dict:
-    with warehouse.connect() as conn:
+    with warehouse.connect(autocommit=True) as conn:
         return findings._plain(findings.record(conn, run))
 
 
 def run_check(check_id: str, as_of: date, overrides: dict | None = None) -> dict:
     """The whole check for one as-of date outside Airflow (CLI, tests, benchmarks)."""
     run = checks.CheckRun(check_id, as_of, load_config(), overrides or {})
-    with warehouse.connect() as conn:
+    with warehouse.connect(autocommit=True) as conn:
         warehouse.migrate(conn)
         checks.check_sources(conn, run)
         checks.reconcile(conn, run)
