@@ -138,6 +138,12 @@ def cmd_findings(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from revleak import showcase
+
+    return showcase.run(seed=args.seed, scale=args.scale)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="revleak",
@@ -171,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", choices=["small", "medium", "large"], default="small",
                    help="small ≈ 200 customers; large ≈ 1M contracts, 10M+ invoice lines")
     s.set_defaults(func=cmd_demo_data)
+
+    s = sub.add_parser("demo", help="the main job on the embedded default, end to end",
+                       description="Generate the demo company, load it, run every DAG through "
+                                   "Airflow for the demo's dates and print what was found.")
+    s.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    s.add_argument("--scale", choices=["small", "medium", "large"], default="small")
+    s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("check", help="run one check for one as-of date (outside Airflow)",
                        description="Run a check's SQL for an as-of date and record its findings, "
