@@ -40,7 +40,7 @@ def _lit(value: str) -> sql.Literal:
 
 def _problem(col: Column) -> sql.Composable:
     """SQL giving why a staged value is bad (NULL when it is fine)."""
-    v = sql.Identifier(col.name)
+    v = sql.SQL("s.{}").format(sql.Identifier(col.name))
     d, m = _lit(DECIMAL), _lit(MONEY)
     tests = {
         "date": [(sql.SQL("not revleak.is_date({v})"), "not a date (YYYY-MM-DD)")],
@@ -77,44 +77,55 @@ def _cast(col: Column) -> sql.Composable:
 def _row_rules(table: Table) -> list[sql.Composable]:
     """Rules across columns of one row (the contract's 'broken arithmetic' and friends)."""
     rules = [_problem(c) for c in table.columns]
-    if table.name == "invoice_lines":
+    if table.name == "invoice_lines":  # amount = quantity × unit_price × (1 − discount/100)
+        expected = ("s.quantity::numeric * s.unit_price::numeric"
+                    " * (1 - coalesce(s.discount_pct, '0')::numeric / 100)")
         rules.append(sql.SQL(
-            "case when quantity ~ {d} and unit_price ~ {m} and amount ~ {m} "
-            " and coalesce(discount_pct, '0') ~ {d} then"
-            " case when abs(amount::numeric - quantity::numeric * unit_price::numeric"
-            "   * (1 - coalesce(discount_pct, '0')::numeric / 100)) >= 0.01"
-            "  and not (amount::numeric < 0 and abs(amount::numeric + quantity::numeric"
-            "   * unit_price::numeric * (1 - coalesce(discount_pct, '0')::numeric / 100)) < 0.01)"
-            " then 'amount: ' || amount || ' is not quantity × unit_price × (1 − discount_pct/100)"
-            " = ' || round(quantity::numeric * unit_price::numeric"
-            "   * (1 - coalesce(discount_pct, '0')::numeric / 100), 2) end end"
-        ).format(d=_lit(DECIMAL), m=_lit(MONEY)))
+            "case when s.quantity ~ {d} and s.unit_price ~ {m} and s.amount ~ {m}"
+            " and coalesce(s.discount_pct, '0') ~ {d}"
+            " and abs(s.amount::numeric - {e}) >= 0.01"
+            " and not (s.amount::numeric < 0 and abs(s.amount::numeric + {e}) < 0.01)"
+            " then 'amount: ' || s.amount"
+            " || ' is not quantity × unit_price × (1 − discount_pct/100) = '"
+            " || round({e}, 2) end"
+        ).format(d=_lit(DECIMAL), m=_lit(MONEY), e=sql.SQL(expected)))
     if table.name == "opportunities":
         rules.append(sql.SQL(
-            "case when stage = 'closed_won' and (amount is null or currency is null"
-            " or contract_start is null or contract_end is null or billing_frequency is null)"
+            "case when s.stage = 'closed_won' and (s.amount is null or s.currency is null"
+            " or s.contract_start is null or s.contract_end is null or s.billing_frequency is null)"
             " then 'closed_won needs amount, currency, contract_start, contract_end,"
             " billing_frequency' end"))
         rules.append(sql.SQL(
-            "case when revleak.is_date(contract_start) and revleak.is_date(contract_end)"
-            " and contract_end::date < contract_start::date"
+            "case when revleak.is_date(s.contract_start) and revleak.is_date(s.contract_end)"
+            " and s.contract_end::date < s.contract_start::date"
             " then 'contract_end is before contract_start' end"))
     if table.name in ("rate_cards", "discount_approvals", "promotions"):
         lo, hi = {"rate_cards": ("effective_from", "effective_to")}.get(
             table.name, ("valid_from", "valid_to"))
         rules.append(sql.SQL(
-            "case when revleak.is_date({lo}) and revleak.is_date({hi}) and {hi}::date < {lo}::date"
-            " then {msg} end").format(lo=sql.Identifier(lo), hi=sql.Identifier(hi),
+            "case when revleak.is_date(s.{lo}) and revleak.is_date(s.{hi})"
+            " and s.{hi}::date < s.{lo}::date then {msg} end").format(lo=sql.Identifier(lo), hi=sql.Identifier(hi),
                                       msg=_lit(f"{hi} is before {lo}")))
-    for col, (parent, key) in table.references.items():
-        if parent == table.name:
-            continue  # self-references are checked after the row checks (see _self_references)
+    for n, (col, (parent, key)) in enumerate(_parents(table)):
         rules.append(sql.SQL(
-            "case when s.{c} is not null and not exists (select from revleak.{p} x where x.{k} = s.{c})"
-            " then {msg} || s.{c} end").format(
-            c=sql.Identifier(col), p=sql.Identifier(parent), k=sql.Identifier(key),
+            "case when s.{c} is not null and {p}.{k} is null then {msg} || s.{c} end").format(
+            c=sql.Identifier(col), p=sql.Identifier(f"p{n}"), k=sql.Identifier(key),
             msg=_lit(f"{col}: no {parent} row with {key} = ")))
     return rules
+
+
+def _parents(table: Table) -> list[tuple[str, tuple[str, str]]]:
+    """References to other tables (self-references are checked after the row checks)."""
+    return [(c, ref) for c, ref in table.references.items() if ref[0] != table.name]
+
+
+def _parent_joins(table: Table) -> sql.Composable:
+    """Join each referenced table once, so the planner can hash-join instead of probing."""
+    return sql.SQL(" ").join(
+        sql.SQL("left join revleak.{t} {p} on {p}.{k} = s.{c}").format(
+            t=sql.Identifier(parent), p=sql.Identifier(f"p{n}"), k=sql.Identifier(key),
+            c=sql.Identifier(col))
+        for n, (col, (parent, key)) in enumerate(_parents(table)))
 
 
 class Loader:
@@ -205,7 +216,7 @@ class Loader:
         self.conn.execute(sql.SQL(
             "create temp table checked on commit drop as"
             " select s.*, coalesce(s._shape, nullif(concat_ws('; ', {rules}), '')) as reason"
-            " from stage s").format(rules=rules))
+            " from stage s {joins}").format(rules=rules, joins=_parent_joins(table)))
         pk = sql.SQL(", ").join(map(sql.Identifier, table.pk))
         self.conn.execute(sql.SQL(
             "update checked c set reason = 'duplicate key (' || {keys} || ') of line ' || d.first"
