@@ -70,7 +70,7 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
         @task
         def record_findings() -> dict:
             """Upsert findings by fingerprint; resolve the ones whose gap closed."""
-            return pipeline.record_findings(_run())
+            return pipeline.record_findings(_run(), get_current_context()["params"]["dry_run"])
 
         @task
         def summarize(summary: dict) -> str:

@@ -83,12 +83,19 @@ CHECK_RULES = {
         "stale_after_days": (_int(1, 366), 7),
     },
 }
-OWNER = {
-    "team": (_text, None),
-    "name": (_text, None),
-    "email": (_text, None),
-    "sla_business_days": (_int(0, 250), 5),
+TICKETS = {
+    "update_share": (_decimal("0", "100"), Decimal("0.10")),
+    "relay_budget_seconds": (_int(1, 3600), 120),
+    "max_attempts": (_int(1, 100), 10),
+    "workers": (_int(1, 32), 4),
 }
+OWNER = {"team": (_text, None), "name": (_text, None), "email": (_text, None),
+         "account_id": (_text, "")}
+ROUTE = {"match": (lambda v: v, {}), "owner": (lambda v: v, None),
+         "sla_business_days": (_int(0, 250), 5), "escalation": (lambda v: v, {})}
+MATCH = {"check": (lambda v: v, ""), "category": (lambda v: v, ""), "segment": (lambda v: v, ""),
+         "region": (lambda v: v, ""), "min_gap_base": (_decimal("-1e15", "1e15"), ""),
+         "max_gap_base": (_decimal("-1e15", "1e15"), "")}
 DEFAULT_OWNERS = {
     "booked_vs_billed_daily": "RevOps",
     "billed_vs_collected_weekly": "Finance",
@@ -103,10 +110,22 @@ class Owner:
     team: str
     name: str
     email: str
-    sla_business_days: int
+    account_id: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"team": self.team, "name": self.name, "email": self.email}
+        owner = {"team": self.team, "name": self.name, "email": self.email}
+        return owner | ({"account_id": self.account_id} if self.account_id else {})
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who owns a finding: the first rule whose match fits (check, category, segment, region,
+    gap band in base currency) names the owner, the SLA and the escalation owner."""
+
+    match: dict[str, Any]
+    owner: Owner
+    sla_business_days: int
+    escalation: Owner
 
 
 @dataclass(frozen=True)
@@ -114,7 +133,9 @@ class Config:
     timezone: str
     base_currency: str
     rules: dict[str, dict[str, Any]]
-    owners: dict[str, Owner]
+    routes: tuple[Route, ...]
+    fallback: Route
+    tickets: dict[str, Any]
     source: str
 
     @property
@@ -154,7 +175,7 @@ def parse_config(data: Any, source: str = "<memory>") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise RevleakError(f"config {source}: the file must be a YAML mapping")
-    top = {"company", "checks", "owners"}
+    top = {"company", "checks", "routing", "tickets"}
     unknown = sorted(set(data) - top)
     if unknown:
         raise RevleakError(
@@ -171,19 +192,49 @@ def parse_config(data: Any, source: str = "<memory>") -> Config:
         check: _section(checks.get(check), CHECK_RULES.get(check, {}), f"checks.{check}", source)
         for check in CHECK_IDS
     }
-    owners_raw = data.get("owners") or {}
-    unknown = sorted(set(owners_raw) - set(CHECK_IDS))
+    tickets = _section(data.get("tickets"), TICKETS, "tickets", source)
+    routing = data.get("routing") or {}
+    if not isinstance(routing, dict) or set(routing) - {"rules", "fallback"}:
+        raise RevleakError(f"config {source}: routing takes the keys rules and fallback")
+    raw_rules = routing.get("rules")
+    if raw_rules is None:  # the contract's owners table
+        raw_rules = [{"match": {"check": check},
+                      "owner": {"team": team, "name": f"{team} lead",
+                                "email": "revleak@example.com"}}
+                     for check, team in DEFAULT_OWNERS.items()]
+    if not isinstance(raw_rules, list):
+        raise RevleakError(f"config {source}: routing.rules must be a list of rules")
+    fallback = _route(routing.get("fallback") or {"owner": {
+        "team": "RevOps", "name": "RevOps lead", "email": "revleak@example.com"}},
+        "routing.fallback", source)
+    routes = tuple(_route(r, f"routing.rules[{i}]", source) for i, r in enumerate(raw_rules))
+    return Config(company["timezone"], company["base_currency"], rules, routes, fallback,
+                  tickets, source)
+
+
+def _owner(raw: Any, where: str, source: str) -> Owner:
+    return Owner(**_section(raw, OWNER, where, source))
+
+
+def _route(raw: Any, where: str, source: str) -> Route:
+    r = _section(raw, ROUTE, where, source)
+    match = {k: v for k, v in _section(r["match"], MATCH, f"{where}.match", source).items()
+             if v != ""}
+    for key in ("check", "category", "segment", "region"):
+        if key in match:
+            values = match[key] if isinstance(match[key], list) else [match[key]]
+            if not values or not all(isinstance(v, str) and v for v in values):
+                raise RevleakError(f"config {source}: {where}.match.{key} must be a name or a "
+                                   "list of names")
+            match[key] = values
+    unknown = set(match.get("check", [])) - set(CHECK_IDS)
     if unknown:
-        raise RevleakError(
-            f"config {source}: unknown check owners.{unknown[0]}; allowed: {', '.join(CHECK_IDS)}"
-        )
-    owners = {}
-    for check in CHECK_IDS:
-        team = DEFAULT_OWNERS[check]
-        raw = {"team": team, "name": f"{team} lead", "email": "revleak@example.com"}
-        raw.update(owners_raw.get(check) or {})
-        owners[check] = Owner(**_section(raw, OWNER, f"owners.{check}", source))
-    return Config(company["timezone"], company["base_currency"], rules, owners, source)
+        raise RevleakError(f"config {source}: {where}.match.check {sorted(unknown)[0]!r} is not "
+                           f"a check; allowed: {', '.join(CHECK_IDS)}")
+    owner = _owner(r["owner"], f"{where}.owner", source)
+    escalation = _owner(r["escalation"], f"{where}.escalation", source) if r["escalation"] \
+        else owner
+    return Route(match, owner, r["sla_business_days"], escalation)
 
 
 @cache

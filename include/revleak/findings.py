@@ -16,8 +16,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from revleak import periods
 from revleak.checks import CheckRun
+from revleak.config import Config
+from revleak.tickets import outbox
 
 FIGURES = ("category, entity_type, entity_id, customer_id, expected_amount, actual_amount,"
            " gap_amount, currency, gap_amount_base, gap_pct, days_outstanding,"
@@ -42,15 +43,38 @@ where h.check_id = %(check_id)s and h.status = 'open'
                   and r.as_of = %(as_of)s and r.fingerprint = h.fingerprint)
 """
 
+ROUTED = """
+select r.*, route.owner, route.escalation, route.routed,
+       revleak.add_business_days(r.as_of, route.sla) as due_date
+from revleak.check_results r
+left join revleak.customers c using (customer_id)
+cross join lateral (
+    select t.owner, t.escalation, t.sla, t.routed from routes t
+    where (t.checks is null or r.check_id = any(t.checks))
+      and (t.categories is null or r.category = any(t.categories))
+      and (t.segments is null or c.segment = any(t.segments))
+      and (t.regions is null or c.region = any(t.regions))
+      and (t.min_gap is null or coalesce(r.gap_amount_base, r.gap_amount) >= t.min_gap)
+      and (t.max_gap is null or coalesce(r.gap_amount_base, r.gap_amount) < t.max_gap)
+    order by t.rule_no limit 1) route
+where r.check_id = %(check_id)s and r.as_of = %(as_of)s
+"""
+
 CURRENT = f"""
-insert into revleak.findings as f (fingerprint, check_id, as_of, first_seen_as_of, owner, due_date,
-                                  status, {FIGURES})
-select fingerprint, check_id, as_of, as_of, %(owner)s, %(due_date)s, 'open', {FIGURES}
-from revleak.check_results where check_id = %(check_id)s and as_of = %(as_of)s
+insert into revleak.findings as f (fingerprint, check_id, as_of, first_seen_as_of, owner,
+    escalation_owner, routed, due_date, status, notified_gap, {FIGURES})
+select fingerprint, check_id, as_of, as_of, owner, escalation, routed, due_date, 'open',
+       gap_amount, {FIGURES}
+from ({ROUTED}) r
 on conflict (fingerprint) do update set {UPDATE_FIGURES},
-    as_of = excluded.as_of, owner = excluded.owner, status = 'open', resolved_as_of = null,
+    as_of = excluded.as_of, owner = excluded.owner, escalation_owner = excluded.escalation_owner,
+    routed = excluded.routed, status = 'open', resolved_as_of = null,
     first_seen_as_of = least(f.first_seen_as_of, excluded.first_seen_as_of),
     due_date = case when f.status = 'resolved' then excluded.due_date else f.due_date end,
+    ticket_generation = f.ticket_generation + (f.status = 'resolved')::int,
+    notified_gap = case when f.status = 'resolved' then excluded.gap_amount
+                        else f.notified_gap end,
+    escalated_as_of = case when f.status = 'resolved' then null else f.escalated_as_of end,
     updated_at = now();
 update revleak.findings f set status = 'resolved', resolved_as_of = %(as_of)s, as_of = %(as_of)s,
     updated_at = now()
@@ -65,12 +89,12 @@ update revleak.findings f set first_seen_as_of = r.as_of
 from revleak.check_results r
 where r.check_id = %(check_id)s and r.as_of = %(as_of)s and r.fingerprint = f.fingerprint
   and r.as_of < f.first_seen_as_of;
-insert into revleak.findings (fingerprint, check_id, as_of, first_seen_as_of, owner, due_date,
-                              status, resolved_as_of, {FIGURES})
-select fingerprint, check_id, as_of, as_of, %(owner)s, %(due_date)s, 'resolved',
+insert into revleak.findings (fingerprint, check_id, as_of, first_seen_as_of, owner,
+    escalation_owner, routed, due_date, status, resolved_as_of, {FIGURES})
+select fingerprint, check_id, as_of, as_of, owner, escalation, routed, due_date, 'resolved',
        (select min(as_of) from revleak.check_runs c where c.check_id = r.check_id
         and c.as_of > r.as_of and c.status = 'succeeded'), {FIGURES}
-from revleak.check_results r where check_id = %(check_id)s and as_of = %(as_of)s
+from ({ROUTED}) r
 on conflict (fingerprint) do nothing
 """
 
@@ -81,19 +105,40 @@ def latest_as_of(conn: psycopg.Connection, check_id: str) -> date | None:
         (check_id,)).fetchone()[0]
 
 
-def record(conn: psycopg.Connection, run: CheckRun) -> dict:
-    """Turn the run's results into history and current state; mark the run succeeded."""
-    owner = run.config.owners[run.check_id]
-    params = {"check_id": run.check_id, "as_of": run.as_of, "owner": Jsonb(owner.as_dict()),
-              "due_date": periods.add_business_days(run.as_of, owner.sla_business_days)}
+def _routes(conn: psycopg.Connection, config: Config) -> None:
+    """The routing rules as a temp table, so findings are routed set-based in SQL."""
+    conn.execute(
+        "create temp table routes (rule_no int, checks text[], categories text[],"
+        " segments text[], regions text[], min_gap numeric, max_gap numeric, owner jsonb,"
+        " escalation jsonb, sla int, routed boolean) on commit drop")
+    rows = [(n, r.match.get("check"), r.match.get("category"), r.match.get("segment"),
+             r.match.get("region"), r.match.get("min_gap_base"), r.match.get("max_gap_base"),
+             Jsonb(r.owner.as_dict()), Jsonb(r.escalation.as_dict()), r.sla_business_days, True)
+            for n, r in enumerate(config.routes)]
+    fb = config.fallback
+    rows.append((len(rows), None, None, None, None, None, None, Jsonb(fb.owner.as_dict()),
+                 Jsonb(fb.escalation.as_dict()), fb.sla_business_days, False))
+    with conn.cursor() as cur:
+        cur.executemany("insert into routes values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        rows)
+
+
+def record(conn: psycopg.Connection, run: CheckRun, dry_run: bool = False) -> dict:
+    """Turn the run's results into history and current state, and (unless a dry run) the
+    ticket events they call for, in one transaction; mark the run succeeded."""
+    params = {"check_id": run.check_id, "as_of": run.as_of,
+              "update_share": run.config.tickets["update_share"]}
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (run.check_id,))
+        _routes(conn, run.config)
         latest = latest_as_of(conn, run.check_id)
         for statement in HISTORY.split(";"):
             conn.execute(statement, params)
         is_latest = latest is None or run.as_of >= latest
         for statement in (CURRENT if is_latest else BACKFILL).split(";"):
             conn.execute(statement, params)
+        if is_latest and not dry_run:
+            conn.execute(outbox.events_sql(), params)
         summary = summarize(conn, run.check_id, run.as_of)
         conn.execute(
             "update revleak.check_runs set status = 'succeeded', finished_at = now(),"

@@ -27,19 +27,20 @@ def reconcile(run: checks.CheckRun) -> dict:
         return checks.reconcile(conn, run)
 
 
-def record_findings(run: checks.CheckRun) -> dict:
+def record_findings(run: checks.CheckRun, dry_run: bool = False) -> dict:
     with warehouse.connect(autocommit=True) as conn:
-        return findings._plain(findings.record(conn, run))
+        return findings._plain(findings.record(conn, run, dry_run))
 
 
-def run_check(check_id: str, as_of: date, overrides: dict | None = None) -> dict:
+def run_check(check_id: str, as_of: date, overrides: dict | None = None,
+              dry_run: bool = False) -> dict:
     """The whole check for one as-of date outside Airflow (CLI, tests, benchmarks)."""
     run = checks.CheckRun(check_id, as_of, load_config(), overrides or {})
     with warehouse.connect(autocommit=True) as conn:
         warehouse.migrate(conn)
         checks.check_sources(conn, run)
         checks.reconcile(conn, run)
-        return findings._plain(findings.record(conn, run))
+        return findings._plain(findings.record(conn, run, dry_run))
 
 
 def format_summary(summary: dict) -> str:

@@ -28,7 +28,7 @@ def airflow_env(home: Path) -> dict[str, str]:
         with psycopg.connect(srv.get_uri(), autocommit=True) as admin:
             if not admin.execute("select from pg_database where datname = 'airflow'").fetchone():
                 admin.execute("create database airflow")
-        socket = warehouse._from_env(srv.get_uri())["host"]
+        socket = warehouse.socket_dir()
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
             f"postgresql+psycopg2://postgres@/airflow?host={socket}")
     return env

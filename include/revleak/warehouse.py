@@ -8,16 +8,14 @@ otherwise an embedded PostgreSQL server from PyPI (pgserver) in ``$REVLEAK_HOME/
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import psycopg
 
+from revleak import connections
 from revleak.config import PROJECT_ROOT
 from revleak.errors import RevleakError
 
@@ -33,49 +31,11 @@ def revleak_home() -> Path:
     return Path(os.environ.get("REVLEAK_HOME") or PROJECT_ROOT / ".revleak")
 
 
-def _libpq(host=None, port=None, login=None, password=None, schema=None, extra=None) -> dict:
-    params = {"host": host or None, "port": port or None, "user": login or None,
-              "password": password or None, "dbname": schema or None}
-    params.update({k: v for k, v in (extra or {}).items() if k in LIBPQ_EXTRAS})
-    return {k: v for k, v in params.items() if v is not None}
-
-
-def _from_env(value: str) -> dict:
-    """Parse an Airflow connection value (JSON or URI) into libpq parameters."""
-    value = value.strip()
-    if value.startswith("{"):
-        try:
-            c = json.loads(value)
-        except json.JSONDecodeError:
-            raise RevleakError(f"{ENV_VAR} is not valid JSON; use a URI or Airflow's JSON form")
-        extra = c.get("extra") or {}
-        extra = json.loads(extra) if isinstance(extra, str) else extra
-        return _libpq(c.get("host"), c.get("port"), c.get("login"), c.get("password"),
-                      c.get("schema"), extra)
-    parts = urlsplit(value)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise RevleakError(
-            f"{ENV_VAR} must be a postgres:// or postgresql:// URI (got scheme {parts.scheme!r})"
-        )
-    extra = dict(
-        (unquote(k), unquote(v))
-        for k, _, v in (p.partition("=") for p in parts.query.split("&") if p)
-    )
-    return _libpq(unquote(parts.hostname or ""), parts.port, unquote(parts.username or ""),
-                  unquote(parts.password or ""), unquote(parts.path.lstrip("/")), extra)
-
-
-def _from_airflow() -> dict | None:
-    """A connection defined elsewhere in Airflow, when running inside Airflow."""
-    if "airflow.sdk" not in sys.modules:
-        return None
-    from airflow.sdk import BaseHook
-
-    try:
-        c = BaseHook.get_connection(CONN_ID)
-    except Exception:  # Airflow raises its own not-found types across versions
-        return None
-    return _libpq(c.host, c.port, c.login, c.password, c.schema, c.extra_dejson)
+def _libpq(c: connections.ConnectionInfo) -> dict:
+    params = {"host": c.host, "port": c.port, "user": c.login, "password": c.password,
+              "dbname": c.schema}
+    params.update({k: v for k, v in c.extra.items() if k in LIBPQ_EXTRAS})
+    return {k: v for k, v in params.items() if v not in (None, "")}
 
 
 def embedded_server():
@@ -93,12 +53,18 @@ def embedded_server():
 
 
 def connection_params() -> dict:
-    if value := os.environ.get(ENV_VAR):
-        return _from_env(value)
-    if params := _from_airflow():
-        return params
-    srv = embedded_server()
-    return _from_env(srv.get_uri())
+    info = connections.lookup(CONN_ID)
+    if info is not None and info.conn_type not in (None, "postgres", "postgresql"):
+        raise RevleakError(f"{ENV_VAR} must be a postgres:// or postgresql:// URI "
+                           f"(got {info.conn_type!r})")
+    if info is None:
+        info = connections.parse(embedded_server().get_uri(), CONN_ID)
+    return _libpq(info)
+
+
+def socket_dir() -> str:
+    """The embedded server's socket folder (its libpq host)."""
+    return connections.parse(embedded_server().get_uri(), CONN_ID).extra["host"]
 
 
 def describe(params: dict) -> str:

@@ -1,0 +1,1527 @@
+"""A deterministic demo company: one CSV per contract table (§2) plus ``manifest.json``.
+
+The same seed, scale and as-of date always give byte-identical files. Customers are built and
+written one at a time (their books never outlive the customer), so memory stays flat at any
+scale. Every row is valid; normal books are clean under ``RULES``; the only findings are the
+seeded leaks. Each customer's books are audited with ``RULES`` before moving on, so the manifest
+lists exactly what a correct check finds, and a customer whose audit disagrees with its planned
+role stops the generator (a bug here, never a silent wrong answer). Decoys are listed too: they
+look like leaks and must not be flagged.
+
+Money is kept in integer cents (exact, and fast enough to stream ten million invoice lines);
+list prices are whole currency units and discounts whole percents, so every line amount is
+exactly quantity × unit_price × (1 − discount_pct/100) to the cent with no rounding.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import json
+import math
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+DEFAULT_AS_OF = date(2026, 9, 30)
+SCALES = {"small": 200, "medium": 5_000, "large": 100_000}  # customers
+BASE_CURRENCY = "USD"
+CURRENCIES = ("USD", "EUR", "GBP")
+VERSION = 1
+
+BILLING_LAG = 31  # days after period start before an unbilled period is missing
+RENEWAL_GRACE = 30  # days after contract end before a missing renewal is a leak
+OLD_REVENUE = 90  # revenue older than this many days must be collected
+DEPOSIT_LAG = 5  # days a succeeded payment may take to reach the bank
+FREE_DISCOUNT = 15  # discounts above this percent need an approval
+LEAK_RATE = 0.005  # leaks per customer and category at larger scales
+DECOY_RATE = 0.001
+FUNNEL = {"intake": 95, "routing": 10, "response": 30, "follow_up": 40, "close": 20}  # % limits
+
+DAY = timedelta(days=1)
+STEP = {"monthly": 1, "quarterly": 3, "annual": 12}
+PROGRESS_EVERY = 100_000
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id", "name", "segment", "region", "currency", "created_at"),
+    "opportunities": (
+        "opportunity_id", "customer_id", "signal_id", "created_at", "channel", "intent", "team",
+        "owner", "stage", "amount", "currency", "expected_close_date", "closed_at",
+        "close_reason", "contract_start", "contract_end", "billing_frequency", "auto_renew",
+        "renewal_of", "source"),
+    "invoices": (
+        "invoice_id", "customer_id", "opportunity_id", "issue_date", "due_date", "currency",
+        "status", "period_start", "period_end", "kind"),
+    "invoice_lines": (
+        "invoice_id", "line_no", "sku", "quantity", "unit_price", "discount_pct", "promo_code",
+        "amount"),
+    "payments": (
+        "payment_id", "invoice_id", "customer_id", "amount", "currency", "attempted_at",
+        "status", "failure_code", "method"),
+    "bank_transactions": (
+        "txn_id", "booked_date", "amount", "currency", "reference", "counterparty"),
+    "gl_entries": (
+        "entry_id", "posted_date", "account", "customer_id", "invoice_id", "amount", "currency"),
+    "rate_cards": ("sku", "currency", "list_price", "effective_from", "effective_to"),
+    "promotions": ("promo_code", "discount_pct", "valid_from", "valid_to", "stackable"),
+    "discount_approvals": (
+        "approval_id", "customer_id", "sku", "max_discount_pct", "approved_by", "valid_from",
+        "valid_to"),
+    "fx_rates": ("currency", "rate_date", "rate_to_base"),
+    "inbound_signals": (
+        "signal_id", "received_at", "channel", "intent", "contact_key", "source", "answered"),
+    "opportunity_events": (
+        "event_id", "opportunity_id", "occurred_at", "event_type", "actor", "team",
+        "next_step_due", "stage_to", "has_note"),
+}
+
+# sku: (USD list price before the mid-year change, after it, how it is sold)
+SKUS = {
+    "PLAT-BASE": (500, 500, "subscription"),
+    "PLAT-SEAT": (40, 40, "subscription"),
+    "SUP-PREM": (300, 300, "subscription"),
+    "ANL-ADDON": (150, 165, "subscription"),
+    "API-10K": (25, 30, "subscription"),
+    "ONB-PKG": (2500, 2500, "service"),
+    "TRN-DAY": (1200, 1300, "service"),
+    "CONS-HR": (180, 180, "service"),
+}
+CHANGED = frozenset(s for s, (old, new, _) in SKUS.items() if old != new)
+LOCAL_PRICE_PCT = {"USD": 100, "EUR": 92, "GBP": 80}  # local list price = USD × pct, whole units
+
+LEAKS = {  # category: (check, entity_type, minimum count at every scale)
+    "unbilled": ("booked_vs_billed_daily", "opportunity", 3),
+    "under_billed": ("booked_vs_billed_daily", "opportunity", 3),
+    "over_billed": ("booked_vs_billed_daily", "opportunity", 3),
+    "renewal_miss": ("booked_vs_billed_daily", "opportunity", 3),
+    "unpaid": ("billed_vs_collected_weekly", "invoice", 2),
+    "payment_failed": ("billed_vs_collected_weekly", "invoice", 2),
+    "short_paid": ("billed_vs_collected_weekly", "invoice", 2),
+    "disputed": ("billed_vs_collected_weekly", "invoice", 2),
+    "unapplied_cash": ("billed_vs_collected_weekly", "payment", 2),
+    "recognized_not_collected": ("recognized_vs_collected_quarterly", "invoice", 2),
+    "payment_not_deposited": ("recognized_vs_collected_quarterly", "payment", 2),
+    "expired_promo": ("pricing_drift_quarterly", "customer_sku", 2),
+    "stacked_discount": ("pricing_drift_quarterly", "customer_sku", 2),
+    "unapproved_discount": ("pricing_drift_quarterly", "customer_sku", 2),
+    "grandfathered_rate": ("pricing_drift_quarterly", "customer_sku", 2),
+    "price_mismatch": ("pricing_drift_quarterly", "customer_sku", 2),
+}
+ZONES = ("intake", "routing", "response", "follow_up", "close")
+DECOYS = {  # kind: check it must stay silent in
+    "inside_billing_lag": "booked_vs_billed_daily",
+    "within_tolerance": "booked_vs_billed_daily",
+    "overbill_credited": "booked_vs_billed_daily",
+    "renewal_grace": "booked_vs_billed_daily",
+    "paid_in_two_parts": "billed_vs_collected_weekly",
+    "deposit_in_transit": "recognized_vs_collected_quarterly",
+    "approved_discount": "pricing_drift_quarterly",
+    "promo_in_validity": "pricing_drift_quarterly",
+}
+# A role's books must produce exactly these finding categories (an old uncollected invoice is
+# also past due, so the weekly check rightly reports it as unpaid too).
+ROLE_FINDINGS = {"recognized_not_collected": ("recognized_not_collected", "unpaid")}
+ROLE_SKU = {"expired_promo": "CONS-HR", "stacked_discount": "ONB-PKG",
+            "unapproved_discount": "CONS-HR", "grandfathered_rate": "TRN-DAY",
+            "approved_discount": "CONS-HR", "promo_in_validity": "ONB-PKG"}
+
+TOL = "tolerance(x) = max(0.5% × x, 1.00)"
+RULES = {
+    "unbilled": (
+        "booked_vs_billed_daily, per closed_won opportunity: periods start at contract_start + "
+        "k × step months (monthly 1, quarterly 3, annual 12) while ≤ contract_end (one_time: one "
+        "period; auto_renew: further terms of the same whole-month length started ≤ as_of), each "
+        "expecting amount / periods_per_term; due_total = periods with period_start + 31 days ≤ "
+        "as_of; billed = Σ invoice_lines.amount of the opportunity's invoices with status not in "
+        f"(draft, void) and issue_date ≤ as_of (credit notes negative); {TOL}; finding when "
+        "due_total − billed > tolerance(due_total) and the gap ≥ amount / periods_per_term; "
+        "expected = due_total, actual = billed, days = as_of − (period_start + 31) of the oldest "
+        "due period not fully billed when billed fills periods oldest first"),
+    "under_billed": (
+        "booked_vs_billed_daily, per closed_won opportunity: as unbilled but the gap "
+        "due_total − billed (> tolerance(due_total)) is less than one period "
+        "(amount / periods_per_term); expected = due_total, actual = billed, days from the "
+        "oldest due period not fully billed (period_start + 31)"),
+    "over_billed": (
+        "booked_vs_billed_daily, per closed_won opportunity: billed − started_total > "
+        "tolerance(started_total), started_total = periods with period_start ≤ as_of; expected "
+        "= started_total, actual = billed, gap = started_total − billed (negative), days = as_of "
+        "− issue_date of the first invoice (ordered by issue_date, invoice_id) at which the "
+        "cumulative billed exceeds started_total + tolerance(started_total)"),
+    "renewal_miss": (
+        "booked_vs_billed_daily, per closed_won opportunity: contract_end < as_of − 30 days, "
+        "auto_renew not true, and no opportunity (created ≤ as_of) has renewal_of = it; expected "
+        "= amount, actual = 0, gap = amount, days = as_of − (contract_end + 31)"),
+    "unpaid": (
+        "billed_vs_collected_weekly, per invoice of kind invoice with status not in (draft, void), "
+        "issue_date ≤ as_of and due_date < as_of: outstanding = Σ lines − Σ payments with status "
+        f"succeeded attempted on or before as_of; finding when outstanding > {TOL} of Σ lines; "
+        "category: disputed if any payment of the invoice is disputed, else payment_failed if it "
+        "has failed attempts and no succeeded payment, else short_paid if Σ succeeded > 0, else "
+        "unpaid; expected = Σ lines, actual = Σ succeeded, gap = outstanding, days = as_of − "
+        "due_date"),
+    "payment_failed": (
+        "billed_vs_collected_weekly: a past-due invoice above tolerance (see unpaid) with at "
+        "least one failed payment attempt, no succeeded and no disputed payment; expected = Σ "
+        "lines, actual = 0, gap = Σ lines, days = as_of − due_date"),
+    "short_paid": (
+        "billed_vs_collected_weekly: a past-due invoice above tolerance (see unpaid) with 0 < Σ "
+        "succeeded payments < Σ lines and no disputed payment; expected = Σ lines, actual = Σ "
+        "succeeded, gap = the difference, days = as_of − due_date"),
+    "disputed": (
+        "billed_vs_collected_weekly: a past-due invoice above tolerance (see unpaid) with a "
+        "payment in status disputed (disputed money is not collected); expected = Σ lines, "
+        "actual = Σ succeeded, gap = outstanding, days = as_of − due_date"),
+    "unapplied_cash": (
+        "billed_vs_collected_weekly, per payment with status succeeded, empty invoice_id and "
+        "attempted on or before as_of; expected = amount, actual = 0, gap = amount, days = as_of "
+        "− attempted date"),
+    "recognized_not_collected": (
+        "recognized_vs_collected_quarterly, per invoice of kind invoice with status not in "
+        "(draft, void): recognized = Σ gl_entries.amount with account revenue and this invoice_id "
+        "posted ≤ as_of − 91 days (more than 90 days before as_of); collected = Σ succeeded "
+        f"payments of the invoice attempted ≤ as_of; finding when recognized − collected > {TOL} "
+        "of recognized; expected = recognized, actual = collected, days = as_of − (earliest such "
+        "posted_date + 91)"),
+    "payment_not_deposited": (
+        "recognized_vs_collected_quarterly, per payment with status succeeded attempted ≤ as_of − "
+        "5 days: no bank_transactions row with reference = payment_id and booked_date between the "
+        "attempted date and attempted date + 5 days; expected = amount, actual = 0, gap = amount, "
+        "days = as_of − (attempted date + 5)"),
+    "expired_promo": (
+        "pricing_drift_quarterly, lines of invoices of kind invoice, status not in (draft, void), "
+        "issue_date in the checked quarter, per customer_id:sku: a line at the rate-card price "
+        "whose promo_code is not valid on issue_date (valid_from ≤ issue_date ≤ valid_to); "
+        "expected = Σ quantity × unit_price × (1 − (discount_pct − promo discount_pct)/100), "
+        "actual = Σ amount, days = as_of − earliest issue_date"),
+    "stacked_discount": (
+        "pricing_drift_quarterly (scope as expired_promo): a line at the rate-card price with a "
+        "valid non-stackable promo_code and discount_pct > the promo's discount_pct; expected = Σ "
+        "quantity × unit_price × (1 − promo discount_pct/100), actual = Σ amount, days = as_of − "
+        "earliest issue_date"),
+    "unapproved_discount": (
+        "pricing_drift_quarterly (scope as expired_promo): a line at the rate-card price, not an "
+        "expired or stacked promo, with discount_pct > 15 and no discount_approvals row of the "
+        "customer with sku empty or equal, valid_from ≤ issue_date ≤ valid_to (empty = open) and "
+        "max_discount_pct ≥ discount_pct; expected = Σ quantity × unit_price × 0.85, actual = Σ "
+        "amount, days = as_of − earliest issue_date"),
+    "grandfathered_rate": (
+        "pricing_drift_quarterly (scope as expired_promo): unit_price differs from the list_price "
+        "of the rate_cards row (sku, invoice currency) effective on issue_date (effective_from ≤ "
+        "issue_date ≤ effective_to, empty = open) but equals the list_price of a row of that "
+        "sku+currency that ended before issue_date; expected = Σ quantity × current list_price × "
+        "(1 − discount_pct/100), actual = Σ amount, days = as_of − earliest issue_date"),
+    "price_mismatch": (
+        "pricing_drift_quarterly (scope as expired_promo): unit_price differs from the list_price "
+        "effective on issue_date and is not the list_price of an ended earlier row (so not "
+        "grandfathered_rate); expected = Σ quantity × list_price effective on "
+        "issue_date × (1 − discount_pct/100), actual = Σ amount, days = as_of − earliest "
+        "issue_date"),
+    "intake": (
+        "funnel_leak_weekly, zone: of inbound_signals received in the checked ISO week, the share "
+        "with an opportunity (signal_id) created on the same UTC date; finding when < 95%"),
+    "routing": (
+        "funnel_leak_weekly, zone: of opportunities created in the checked week, the share with "
+        "no assigned event within 4 hours of created_at; finding when > 10%"),
+    "response": (
+        "funnel_leak_weekly, zone: of high-intent opportunities created in the checked week, the "
+        "share with no first_response event within 1 hour of created_at (auto_ack does not "
+        "count); finding when > 30%"),
+    "follow_up": (
+        "funnel_leak_weekly, zone: of opportunities whose first assigned event falls in the "
+        "checked week, the share with fewer than two touches (first_response or touch events) "
+        "within 48 hours of that assignment; finding when > 40%"),
+    "close": (
+        "funnel_leak_weekly, zone: of opportunities open at the week's end (stage not closed_won "
+        "or closed_lost, created ≤ as_of), the share with expected_close_date < as_of and no "
+        "next_step_set event whose next_step_due date ≥ as_of; finding when > 20%"),
+}
+
+SEGMENTS = ("smb", "mid", "enterprise")
+REGIONS = {"USD": "North America", "EUR": "EMEA", "GBP": "UK & Ireland"}
+SUFFIX = {"USD": ("Inc", "LLC", "Corp"), "EUR": ("GmbH", "SA", "BV"), "GBP": ("Ltd", "plc")}
+NAME_A = ("Acme", "Blue", "Cedar", "Delta", "Ember", "Fjord", "Granite", "Harbor", "Iris",
+          "Juniper", "Keystone", "Lumen", "Maple", "Nimbus", "Orion", "Pioneer", "Quartz",
+          "Ridge", "Summit", "Tidal", "Umber", "Vertex", "Willow", "Zenith")
+NAME_B = ("Analytics", "Logistics", "Foods", "Health", "Labs", "Systems", "Retail", "Energy",
+          "Media", "Robotics", "Capital", "Design", "Freight", "Dental", "Clinics", "Studios")
+OWNERS = ("Ava Chen", "Ben Okafor", "Carla Ruiz", "Dev Patel", "Elena Rossi", "Femi Adeyemi",
+          "Grace Kim", "Hugo Martin", "Isla Novak", "Jonas Berg")
+TEAMS = {"smb": "SMB Sales", "mid": "Mid-Market", "enterprise": "Enterprise"}
+INBOUND_TEAM = "Inbound Desk"
+CHANNELS = ("phone", "web_form", "chat", "whatsapp", "email", "marketplace", "referral",
+            "walk_in", "outbound")
+ACKED = frozenset(("web_form", "chat", "whatsapp", "email"))
+SOURCES = ("google_ads", "linkedin", "webinar", "partner", "trade_show", "organic", "newsletter")
+LOST_REASONS = ("lost_to_competitor", "no_decision", "no_budget", "unresponsive", "other")
+OPEN_STAGES = ("qualified", "meeting", "proposal", "negotiation")
+FAILURES = ("card_declined", "insufficient_funds", "expired_card", "do_not_honor")
+# (billing_frequency, term months (0 = 1–3 months), auto-renew share, weight)
+STREAMS = (("monthly", 12, 0.35, 30), ("monthly", 6, 0.0, 15), ("quarterly", 12, 0.3, 15),
+           ("annual", 12, 0.3, 10), ("annual", 24, 0.2, 5), ("one_time", 0, 0.0, 25))
+STREAM_WEIGHTS = tuple(s[3] for s in STREAMS)
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting and calendar helpers
+
+
+def money(cents: int) -> str:
+    """Integer cents as a decimal string with 2 decimals."""
+    sign = "-" if cents < 0 else ""
+    units, rest = divmod(abs(cents), 100)
+    return f"{sign}{units}.{rest:02d}"
+
+
+def _ts(moment: datetime) -> str:
+    return moment.isoformat() + "+00:00"
+
+
+def _d(day: date | None) -> str:
+    return day.isoformat() if day else ""
+
+
+def _bool(flag: bool | None) -> str:
+    return "" if flag is None else ("true" if flag else "false")
+
+
+def add_months(day: date, months: int) -> date:
+    """``day + months`` the PostgreSQL way (clamped to the month's last day)."""
+    years, month0 = divmod(day.month - 1 + months, 12)
+    year = day.year + years
+    return date(year, month0 + 1, min(day.day, calendar.monthrange(year, month0 + 1)[1]))
+
+
+def _day28(day: date) -> date:
+    """The day itself, or the 28th of its month (contract starts never clamp)."""
+    return day if day.day <= 28 else day.replace(day=28)
+
+
+def exceeds_tolerance(gap: int, expected: int) -> bool:
+    """gap > max(0.5% × expected, 1.00), all in cents, exactly."""
+    return gap > 100 and gap * 200 > expected
+
+
+# ---------------------------------------------------------------------------------------------
+# the books of one customer
+
+
+@dataclass(slots=True, frozen=True)
+class Line:
+    sku: str
+    qty: int
+    price: int  # unit price, cents (whole currency units)
+    disc: int = 0  # whole percent
+    promo: str = ""
+
+    @property
+    def amount(self) -> int:
+        return self.qty * self.price * (100 - self.disc) // 100
+
+
+@dataclass(slots=True)
+class Contract:
+    """A closed-won opportunity: what was booked."""
+
+    opp_id: str
+    start: date
+    end: date
+    freq: str
+    term: int  # months
+    auto: bool
+    lines: list[Line]
+    per_period: int
+    n: int  # periods per term
+    offset: int  # days between period start and invoice
+
+    @property
+    def amount(self) -> int:
+        return self.per_period * self.n
+
+
+@dataclass(slots=True)
+class Invoice:
+    opp_id: str
+    issue: date
+    due: date
+    ps: date
+    pe: date
+    lines: list[Line]
+    months: int = 1  # revenue is recognized over this many months
+    kind: str = "invoice"
+    status: str = ""
+    pay: str = "normal"  # how the customer pays it (see _Company._settle)
+    inv_id: str = ""
+    net: int = 0
+
+
+@dataclass(slots=True)
+class Payment:
+    pay_id: str
+    inv_id: str
+    amount: int
+    at: datetime
+    status: str
+
+
+@dataclass(slots=True)
+class Book:
+    cid: str
+    name: str
+    segment: str
+    ccy: str
+    since: datetime
+    terms: int  # payment terms, days
+    method: str
+    seats: int
+    avoid: str = ""  # a sku kept off normal contracts (the role's sku)
+    approved: bool = False  # has a standing discount approval
+    contracts: list[Contract] = field(default_factory=list)
+    renewed: set[str] = field(default_factory=set)
+    invoices: list[Invoice] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+    deposits: dict[str, list[date]] = field(default_factory=dict)
+    revenue: dict[str, list[tuple[date, int]]] = field(default_factory=dict)
+    approvals: list[tuple[str, int, date, date | None]] = field(default_factory=list)
+    unapplied: list[tuple[int, date]] = field(default_factory=list)
+
+
+def period_starts(c: Contract, through: date) -> list[date]:
+    """Billing period starts of a contract on or before ``through`` (§3, auto-renew included)."""
+    if c.freq == "one_time":
+        return [c.start] if c.start <= through else []
+    step, out, months = STEP[c.freq], [], 0
+    while True:
+        start = add_months(c.start, months)
+        if start > through or (not c.auto and start > c.end):
+            return out
+        out.append(start)
+        months += step
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+class _Out:
+    """Open csv writers, row counters and the progress callback."""
+
+    def __init__(self, out_dir: Path, progress: Callable[[str, int], None] | None):
+        self.progress = progress
+        self.files, self.writers, self.rows = {}, {}, {}
+        for table, columns in TABLES.items():
+            handle = open(out_dir / f"{table}.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self.files[table] = handle
+            self.writers[table] = csv.writer(handle, lineterminator="\n")
+            self.writers[table].writerow(columns)
+            self.rows[table] = 0
+
+    def write(self, table: str, row: list) -> None:
+        self.writers[table].writerow(row)
+        count = self.rows[table] = self.rows[table] + 1
+        if self.progress and count % PROGRESS_EVERY == 0:
+            self.progress(table, count)
+
+    def close(self) -> None:
+        for table, handle in self.files.items():
+            handle.close()
+            if self.progress:
+                self.progress(table, self.rows[table])
+
+
+@dataclass
+class _Tally:
+    """Numerator (problems) and denominator of one funnel zone in the checked week."""
+
+    bad: int = 0
+    total: int = 0
+
+    def add(self, bad: bool) -> None:
+        self.total += 1
+        self.bad += bad
+
+
+# ---------------------------------------------------------------------------------------------
+# the company
+
+
+class _Company:
+    def __init__(self, out_dir: Path, seed: int, scale: str, as_of: date,
+                 progress: Callable[[str, int], None] | None):
+        if scale not in SCALES:
+            raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+        self.rng = random.Random(seed)
+        self.seed, self.scale, self.customers = seed, scale, SCALES[scale]
+        self.as_of = as_of
+        self.week_end = as_of + timedelta(days=6 - as_of.weekday())
+        self.week_start = self.week_end - timedelta(days=6)
+        self.week_from = datetime.combine(self.week_start, time())
+        self.week_until = datetime.combine(self.week_end + DAY, time())  # exclusive
+        self.q_start = date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+        self.q_end = add_months(self.q_start, 3) - DAY
+        self.horizon = max(self.week_end, self.q_end)  # the books stand as of this day
+        self.horizon_end = datetime.combine(self.horizon + DAY, time())
+        self.history = add_months(_day28(as_of), -24)
+        self.price_change = self.q_start  # the mid-year list price change
+        self.out = _Out(out_dir, progress)
+        self.ids = defaultdict(int)
+        self.prices = {(sku, ccy): (self._local(old, ccy), self._local(new, ccy))
+                       for sku, (old, new, _) in SKUS.items() for ccy in CURRENCIES}
+        self.promos: dict[str, tuple[int, date, date, bool]] = {}
+        self.fx_at_as_of: dict[str, Decimal] = {}
+        self.leaks: list[dict] = []
+        self.decoys: list[dict] = []
+        self.due = dict.fromkeys(CURRENCIES, 0)
+        self.billed = dict.fromkeys(CURRENCIES, 0)
+        self.shortfall = dict.fromkeys(CURRENCIES, 0)
+        self.zones = {zone: _Tally() for zone in ZONES}
+
+    # ids -------------------------------------------------------------------------------------
+
+    def _id(self, prefix: str, width: int) -> str:
+        self.ids[prefix] += 1
+        return f"{prefix}{self.ids[prefix]:0{width}d}"
+
+    @staticmethod
+    def _local(usd: int, ccy: str) -> int:
+        """A USD list price in ``ccy``: whole units, as cents."""
+        return (usd * LOCAL_PRICE_PCT[ccy] + 50) // 100 * 100
+
+    def _price(self, sku: str, ccy: str, on: date) -> int:
+        old, new = self.prices[(sku, ccy)]
+        return new if on >= self.price_change else old
+
+    def _moment(self, day: date, first_hour: int = 8, last_hour: int = 18) -> datetime:
+        return datetime.combine(day, time(self.rng.randint(first_hour, last_hour),
+                                          self.rng.randrange(60)))
+
+    # the whole run ---------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        self._price_book()
+        self._fx_rates()
+        self._bank_fees()
+        roles = self._plan_roles()
+        for index in range(self.customers):
+            self._customer(index, roles.get(index))
+        self._funnel()
+        self.out.close()
+        return self._manifest()
+
+    def _plan_roles(self) -> dict[int, tuple[str, int]]:
+        """Which customers carry a seeded leak or a decoy (one role each)."""
+        plan = []
+        for category, (_, _, minimum) in LEAKS.items():
+            count = max(minimum, round(self.customers * LEAK_RATE))
+            plan += [(category, k) for k in range(count)]
+        for kind in DECOYS:
+            plan += [(kind, k) for k in range(max(2, round(self.customers * DECOY_RATE)))]
+        chosen = self.rng.sample(range(self.customers), len(plan))
+        return dict(zip(chosen, plan, strict=True))
+
+    # reference tables ------------------------------------------------------------------------
+
+    def _price_book(self) -> None:
+        """Rate cards (three skus change price at the start of the checked quarter), promos."""
+        since = self.history - timedelta(days=365)
+        for sku in SKUS:
+            for ccy in CURRENCIES:
+                old, new = self.prices[(sku, ccy)]
+                if old == new:
+                    self.out.write("rate_cards", [sku, ccy, money(old), _d(since), ""])
+                    continue
+                self.out.write("rate_cards", [sku, ccy, money(old), _d(since),
+                                              _d(self.price_change - DAY)])
+                self.out.write("rate_cards", [sku, ccy, money(new), _d(self.price_change), ""])
+        qs, far = self.q_start, self.q_end + timedelta(days=365)
+        promos = {
+            "WELCOME10": (10, since, far, False),
+            "LOYAL5": (5, since, far, True),
+            "PARTNER12": (12, since, far, True),
+            "SPRING15": (15, add_months(qs, -6), add_months(qs, -1) - DAY, False),
+            "SUMMER10": (10, add_months(qs, -1), self.q_end + timedelta(days=62), False),
+            "BLACKFRIDAY": (15, date(qs.year - 1, 11, 20), date(qs.year - 1, 11, 30), False),
+        }
+        for code, (pct, valid_from, valid_to, stackable) in promos.items():
+            self.promos[code] = (pct, valid_from, valid_to, stackable)
+            self.out.write("promotions", [code, str(pct), _d(valid_from), _d(valid_to),
+                                          _bool(stackable)])
+
+    def _fx_rates(self) -> None:
+        """A daily rate per currency from before the history to as_of + 14 days."""
+        rate = {"USD": 1_000_000, "EUR": 1_080_000, "GBP": 1_270_000}
+        day, last = self.history - timedelta(days=120), max(self.as_of + timedelta(days=14),
+                                                           self.horizon)
+        while day <= last:
+            for ccy in CURRENCIES:
+                if ccy != BASE_CURRENCY:
+                    rate[ccy] = min(max(rate[ccy] + self.rng.randint(-2500, 2500), 900_000),
+                                    1_450_000)
+                text = f"{rate[ccy] // 1_000_000}.{rate[ccy] % 1_000_000:06d}"
+                self.out.write("fx_rates", [ccy, _d(day), text])
+                if day == self.as_of:
+                    self.fx_at_as_of[ccy] = Decimal(text)
+            day += DAY
+
+    def _bank_fees(self) -> None:
+        """Monthly account fees: bank lines that settle no payment."""
+        day = self.history.replace(day=1)
+        while day <= self.horizon:
+            for ccy in CURRENCIES:
+                self.out.write("bank_transactions", [self._id("T", 9), _d(day), money(-2500), ccy,
+                                                     "", "Bank fees"])
+            day = add_months(day, 1)
+
+    # one customer ----------------------------------------------------------------------------
+
+    def _customer(self, index: int, role: tuple[str, int] | None) -> None:
+        rng = self.rng
+        kind, k = role or ("", 0)
+        r = rng.random()
+        segment = SEGMENTS[0 if r < 0.5 else (1 if r < 0.85 else 2)]
+        if kind:
+            ccy = CURRENCIES[k % 3]
+            since = self.history - timedelta(days=rng.randint(0, 60))
+            terms, method, seats = 30, rng.choice(("ach", "wire")), rng.randint(12, 60)
+        else:
+            ccy = CURRENCIES[0 if rng.random() < 0.5 else (1 if rng.random() < 0.6 else 2)]
+            span = (self.as_of - timedelta(days=150) - self.history).days + 60
+            since = self.history - timedelta(days=60) + timedelta(days=rng.randrange(span))
+            terms = 30 if rng.random() < 0.7 else 14
+            method = rng.choice(("card", "card", "ach", "ach", "wire"))
+            seats = {"smb": (3, 20), "mid": (20, 100), "enterprise": (100, 500)}[segment]
+            seats = rng.randint(*seats)
+        name = f"{rng.choice(NAME_A)} {rng.choice(NAME_B)} {rng.choice(SUFFIX[ccy])}"
+        book = Book(f"C{index + 1:06d}", name, segment, ccy, self._moment(since), terms, method,
+                    seats, avoid=ROLE_SKU.get(kind, ""))
+        if kind == "price_mismatch":
+            book.avoid = "ONB-PKG" if k % 2 == 0 else "CONS-HR"
+        self.out.write("customers", [book.cid, name, segment, REGIONS[ccy], ccy,
+                                     _ts(book.since)])
+        if not kind and segment == "enterprise" and rng.random() < 0.2:
+            book.approved = True
+            self._approval(book, "", 20, since, None)
+        streams = {"smb": (3, 5), "mid": (4, 6), "enterprise": (5, 8)}[segment]
+        first = since + timedelta(days=rng.randint(70, 100))
+        latest = self.as_of - timedelta(days=15)
+        for s in range(rng.randint(*streams)):
+            start = first if s == 0 else first + timedelta(
+                days=rng.randint(0, max(0, (latest - first).days)))
+            self._stream(book, _day28(min(start, latest)))
+        decoy = getattr(self, f"_role_{kind}")(book, k) if kind else None
+        self._close_books(book)
+        self._audit(book, kind)
+        if decoy:
+            self._record_decoy(book, kind, decoy)
+
+    def _stream(self, book: Book, start: date) -> None:
+        """A product line: a chain of contracts, each renewed (or not) near its end."""
+        rng = self.rng
+        freq, term, auto_share, _ = rng.choices(STREAMS, weights=STREAM_WEIGHTS)[0]
+        auto = rng.random() < auto_share
+        created, renewal_of = None, ""
+        while True:
+            c = self._contract(book, start, freq, term or rng.randint(1, 3), auto=auto,
+                               renewal_of=renewal_of, created=created)
+            book.invoices += self._bill(book, c, noise=True)
+            if auto:
+                return
+            created = self._renewal(book, c)
+            if created is None:
+                return
+            start, renewal_of = c.end + DAY, c.opp_id
+
+    def _renewal(self, book: Book, c: Contract) -> datetime | None:
+        """Decide the renewal of ``c``: the won renewal's created_at, or None (lost or open)."""
+        rng = self.rng
+        if c.end + DAY > self.as_of + timedelta(days=25):  # still undecided
+            created = c.end - timedelta(days=45)
+            if c.start < created < self.week_start - DAY:
+                self._renewal_opp(book, c, "open", self._moment(created))
+            return None
+        created = self._moment(max(c.start + DAY, c.end - timedelta(days=45)))
+        if rng.random() < 0.85:
+            book.renewed.add(c.opp_id)
+            return created
+        self._renewal_opp(book, c, "closed_lost", created)
+        return None
+
+    def _renewal_opp(self, book: Book, c: Contract, stage: str,
+                     created: datetime | None = None) -> None:
+        """A renewal opportunity that is not (yet) a contract: lost, or open in negotiation."""
+        rng = self.rng
+        created = created or self._moment(max(c.start + DAY, c.end - timedelta(days=45)))
+        book.renewed.add(c.opp_id)
+        owner, team = rng.choice(OWNERS), TEAMS[book.segment]
+        events = [(created + timedelta(minutes=rng.randint(5, 50)), "assigned", owner, team,
+                   None, "", None)]
+        if stage == "open":
+            stage = rng.choice(("proposal", "negotiation"))
+            expected, closed, reason = c.end - timedelta(days=5), None, ""
+            when = self._moment(min(created.date() + timedelta(days=rng.randint(1, 10)),
+                                    self.week_start - DAY))
+            due = self._moment(self.week_end + timedelta(days=rng.randint(1, 14)))
+            events.append((max(when, created + timedelta(hours=1)), "next_step_set", owner,
+                           team, due, "", True))
+        else:
+            close_day = min(created.date() + timedelta(days=rng.randint(5, 20)),
+                            c.end - DAY, self.as_of - DAY)
+            closed = max(self._moment(close_day), created + timedelta(hours=2))
+            expected, reason = closed.date(), rng.choice(LOST_REASONS)
+            events.append((closed, "stage_changed", owner, team, None, "closed_lost", None))
+        opp_id = self._id("O", 7)
+        self._write_opp([opp_id, book.cid, "", _ts(created), rng.choice(CHANNELS[5:]), "high",
+                         team, owner, stage, money(c.amount), book.ccy, _d(expected),
+                         _ts(closed) if closed else "", reason, "", "", "", "", c.opp_id,
+                         "renewal"], created, "high", stage, expected, events)
+
+    def _contract(self, book: Book, start: date, freq: str, term: int, *, auto: bool = False,
+                  renewal_of: str = "", created: datetime | None = None,
+                  lines: list[Line] | None = None, offset: int | None = None) -> Contract:
+        """Book a closed-won contract (and write its opportunity row and events)."""
+        rng = self.rng
+        offset = rng.choice((0, 0, 1, 1, 2)) if offset is None else offset
+        end = add_months(start, term) - DAY
+        n = 1 if freq == "one_time" else term // STEP[freq]
+        lines = lines if lines is not None else self._lines(book, freq, start, end, auto, offset)
+        c = Contract(self._id("O", 7), start, end, freq, term, auto, lines,
+                     sum(line.amount for line in lines), n, offset)
+        book.contracts.append(c)
+        created = created or self._moment(start - timedelta(days=rng.randint(20, 60)))
+        span = max(1, (start - created.date()).days - 1)
+        close_day = min(created.date() + timedelta(days=rng.randint(1, span)), start - DAY,
+                        self.as_of - DAY)
+        closed = max(self._moment(max(close_day, created.date())), created + timedelta(hours=2))
+        owner, team = rng.choice(OWNERS), TEAMS[book.segment]
+        channel = rng.choice(CHANNELS[4:]) if not renewal_of else "outbound"
+        events = [(created + timedelta(minutes=rng.randint(5, 50)), "assigned", owner, team,
+                   None, "", None),
+                  (closed, "stage_changed", owner, team, None, "closed_won", None)]
+        self._write_opp([c.opp_id, book.cid, "", _ts(created), channel, "high", team, owner,
+                         "closed_won", money(c.amount), book.ccy, _d(closed.date()), _ts(closed),
+                         "won", _d(start), _d(end), freq, _bool(auto), renewal_of,
+                         "renewal" if renewal_of else rng.choice(SOURCES)],
+                        created, "high", "closed_won", closed.date(), events)
+        return c
+
+    def _lines(self, book: Book, freq: str, start: date, end: date, auto: bool,
+               offset: int) -> list[Line]:
+        """What a normal contract sells each period, at the rate card of its invoice dates."""
+        rng = self.rng
+        before = not auto and end + timedelta(days=offset + 4) <= self.price_change
+        # None: its invoices straddle the price change, so changed skus stay off it
+        on = start if start >= self.price_change or before else None
+        if freq == "one_time":
+            items = rng.sample([("ONB-PKG", 1), ("TRN-DAY", rng.randint(1, 5)),
+                                ("CONS-HR", rng.randint(5, 60))], rng.randint(1, 3))
+        else:
+            months = STEP[freq]
+            items = [("PLAT-BASE", months), ("PLAT-SEAT", book.seats * months)]
+            if rng.random() < 0.5:
+                items.append(("SUP-PREM", months))
+            if rng.random() < 0.4:
+                items.append(("ANL-ADDON", months))
+            if rng.random() < 0.4:
+                items.append(("API-10K", rng.randint(1, 20) * months))
+        lines = []
+        for sku, qty in items:
+            if sku == book.avoid or (sku in CHANGED and on is None):
+                continue
+            disc, promo = self._discount(book)
+            lines.append(Line(sku, qty, self._price(sku, book.ccy, on or start), disc, promo))
+        if not lines:
+            sku = "CONS-HR" if book.avoid != "CONS-HR" else "ONB-PKG"
+            lines.append(Line(sku, 10, self._price(sku, book.ccy, start)))
+        return lines
+
+    def _discount(self, book: Book) -> tuple[int, str]:
+        """A clean discount: ≤ 15%, a valid promo alone or stacked if stackable, or approved."""
+        r = self.rng.random()
+        if r < 0.55:
+            return 0, ""
+        if r < 0.80:
+            return self.rng.choice((5, 10, 15)), ""
+        if r < 0.86:
+            return 10, "WELCOME10"
+        if r < 0.92:
+            return self.rng.choice((5, 10)), "LOYAL5"
+        if r < 0.96:
+            return self.rng.choice((12, 15)), "PARTNER12"
+        return (20, "") if book.approved else (10, "")
+
+    def _bill(self, book: Book, c: Contract, noise: bool = False) -> list[Invoice]:
+        """One invoice per period, issued ``offset`` days after it starts, up to the horizon."""
+        rng, out = self.rng, []
+        months = STEP.get(c.freq, 1)
+        for ps in period_starts(c, self.horizon):
+            issue = ps + timedelta(days=c.offset)
+            if issue > self.horizon:
+                break
+            if c.freq == "one_time":
+                pe = c.end
+            else:
+                pe = add_months(ps, months) - DAY
+                pe = pe if c.auto else min(pe, c.end)
+            inv = Invoice(c.opp_id, issue, issue + timedelta(days=book.terms), ps, pe, c.lines,
+                          months if c.freq != "one_time" else 1)
+            if noise and issue < self.horizon and rng.random() < 0.02:
+                if rng.random() < 0.5:  # issued, voided, reissued the next day
+                    out.append(replace(inv, status="void"))
+                    inv.issue += DAY
+                    inv.due += DAY
+                else:  # an abandoned draft next to the real invoice
+                    out.append(replace(inv, status="draft"))
+            out.append(inv)
+        return out
+
+    def _approval(self, book: Book, sku: str, pct: int, valid_from: date,
+                  valid_to: date | None) -> None:
+        book.approvals.append((sku, pct, valid_from, valid_to))
+        self.out.write("discount_approvals", [self._id("A", 6), book.cid, sku, str(pct),
+                                              self.rng.choice(("CFO", "VP Sales", "Deal Desk")),
+                                              _d(valid_from), _d(valid_to)])
+
+    # settling the books ----------------------------------------------------------------------
+
+    def _close_books(self, book: Book) -> None:
+        """Number invoices, collect payments, deposit cash, post the ledger, write it all."""
+        book.invoices.sort(key=lambda inv: inv.issue)
+        write = self.out.write
+        for inv in book.invoices:
+            inv.inv_id = self._id("INV", 8)
+            inv.net = sum(line.amount for line in inv.lines)
+        for inv in book.invoices:
+            self._settle(book, inv)
+        for amount, day in book.unapplied:
+            self._pay(book, "", amount, day, "succeeded")
+        collected: dict[str, int] = defaultdict(int)
+        for p in book.payments:
+            if p.status == "succeeded":
+                collected[p.inv_id] += p.amount
+        for inv in book.invoices:
+            if not inv.status:
+                inv.status = ("paid" if inv.kind == "credit_note" or collected[inv.inv_id]
+                              >= inv.net else "open")
+            write("invoices", [inv.inv_id, book.cid, inv.opp_id, _d(inv.issue), _d(inv.due),
+                               book.ccy, inv.status, _d(inv.ps), _d(inv.pe), inv.kind])
+            for no, line in enumerate(inv.lines, 1):
+                write("invoice_lines", [inv.inv_id, no, line.sku, line.qty, money(line.price),
+                                        line.disc, line.promo, money(line.amount)])
+            if inv.status not in ("draft", "void"):
+                self._post(book, inv)
+
+    def _post(self, book: Book, inv: Invoice) -> None:
+        """Ledger: receivable at issue, revenue recognized monthly over the service period."""
+        write, ccy = self.out.write, book.ccy
+        write("gl_entries", [self._id("GL", 9), _d(inv.issue), "accounts_receivable", book.cid,
+                             inv.inv_id, money(inv.net), ccy])
+        if inv.kind == "credit_note":
+            write("gl_entries", [self._id("GL", 9), _d(inv.issue), "revenue", book.cid,
+                                 inv.inv_id, money(inv.net), ccy])
+            return
+        share, entries = inv.net // inv.months, []
+        for i in range(inv.months):
+            posted = add_months(inv.ps, i + 1) - DAY
+            if posted > self.horizon:
+                break
+            amount = share if i < inv.months - 1 else inv.net - share * (inv.months - 1)
+            entries.append((posted, amount))
+            write("gl_entries", [self._id("GL", 9), _d(posted), "revenue", book.cid, inv.inv_id,
+                                 money(amount), ccy])
+        book.revenue[inv.inv_id] = entries
+
+    def _settle(self, book: Book, inv: Invoice) -> None:
+        """The customer's payments for one invoice, by its pay mode."""
+        if inv.kind != "invoice" or inv.status in ("draft", "void"):
+            return
+        rng, mode, net = self.rng, inv.pay, inv.net
+        if mode == "uncollectible":
+            inv.status = "uncollectible"
+            return
+        if mode == "unpaid":
+            return
+        day = inv.issue + timedelta(days=rng.randint(0, book.terms - 10))
+        pay = self._pay
+        if mode == "failed":
+            for j in range(rng.randint(1, 3)):
+                pay(book, inv.inv_id, net, inv.issue + timedelta(days=1 + 5 * j), "failed",
+                    "card", rng.choice(FAILURES))
+        elif mode == "disputed":
+            pay(book, inv.inv_id, net, day, "disputed")
+        elif mode == "short":
+            pay(book, inv.inv_id, net * rng.randint(50, 85) // 100, day, "succeeded")
+        elif mode == "undeposited":
+            pay(book, inv.inv_id, net, day, "succeeded", lag=-1)
+        elif mode in ("transit", "transit_late"):
+            day = self.q_end - timedelta(days=1 if mode == "transit" else 9)
+            pay(book, inv.inv_id, net, day, "succeeded", lag=4)
+        elif mode == "split" or (mode == "normal" and rng.random() < 0.03):
+            first = net * rng.randint(30, 60) // 100
+            pay(book, inv.inv_id, first, day, "succeeded")
+            pay(book, inv.inv_id, net - first, day + timedelta(days=rng.randint(3, 8)),
+                "succeeded")
+        elif book.method == "card" and rng.random() < 0.08:
+            pay(book, inv.inv_id, net, day, "failed", "card", rng.choice(FAILURES))
+            pay(book, inv.inv_id, net, day + timedelta(days=rng.randint(2, 5)), "succeeded")
+        else:
+            pay(book, inv.inv_id, net, day, "succeeded", pending_ok=True)
+            if rng.random() < 0.01:  # paid twice by mistake, the second one refunded
+                pay(book, inv.inv_id, net, day + DAY, "refunded")
+
+    def _pay(self, book: Book, inv_id: str, amount: int, day: date, status: str,
+             method: str = "", failure: str = "", *, lag: int | None = None,
+             pending_ok: bool = False) -> None:
+        """One payment attempt; succeeded money reaches the bank after ``lag`` days."""
+        if day > self.horizon:
+            return
+        rng, write = self.rng, self.out.write
+        method = method or book.method
+        if pending_ok and method == "ach" and day >= self.horizon - timedelta(days=2):
+            status = "pending"  # still clearing at the books' date
+        payment = Payment(self._id("P", 8), inv_id, amount, self._moment(day), status)
+        book.payments.append(payment)
+        write("payments", [payment.pay_id, inv_id, book.cid, money(amount), book.ccy,
+                           _ts(payment.at), status, failure, method])
+        if status == "succeeded":
+            write("gl_entries", [self._id("GL", 9), _d(day), "cash", book.cid, inv_id,
+                                 money(amount), book.ccy])
+        if status not in ("succeeded", "refunded", "disputed") or lag == -1:
+            return
+        if lag is None:
+            lag = {"card": rng.randint(1, 2), "ach": rng.randint(1, 3), "wire": rng.randint(0, 1)}
+            lag = lag[method]
+        booked = day + timedelta(days=lag)
+        if booked > self.horizon:
+            return
+        if status == "succeeded":
+            book.deposits.setdefault(payment.pay_id, []).append(booked)
+        write("bank_transactions", [self._id("T", 9), _d(booked), money(amount), book.ccy,
+                                    payment.pay_id, book.name])
+        back = booked + timedelta(days=rng.randint(7, 12))
+        if status != "succeeded" and back <= self.horizon:  # refund or chargeback
+            write("bank_transactions", [self._id("T", 9), _d(back), money(-amount), book.ccy,
+                                        payment.pay_id, book.name])
+
+    # roles: seeded leaks -------------------------------------------------------------------
+
+    def _role_lines(self, book: Book, freq: str, support: bool = False) -> list[Line]:
+        """Base fee and seats (skus whose price never changes), optionally premium support."""
+        months, ccy, on = STEP.get(freq, 1), book.ccy, self.as_of
+        lines = [Line("PLAT-BASE", months, self._price("PLAT-BASE", ccy, on)),
+                 Line("PLAT-SEAT", book.seats * months, self._price("PLAT-SEAT", ccy, on))]
+        if support:
+            lines.append(Line("SUP-PREM", months, self._price("SUP-PREM", ccy, on)))
+        return lines
+
+    def _role_contract(self, book: Book, start: date, freq: str, term: int,
+                       lines: list[Line] | None = None) -> tuple[Contract, list[Invoice]]:
+        c = self._contract(book, start, freq, term, offset=1,
+                           lines=lines or self._role_lines(book, freq))
+        invoices = self._bill(book, c)
+        book.invoices += invoices
+        return c, invoices
+
+    def _months_before(self, days: int, months: int, anchor: date | None = None) -> date:
+        return add_months(_day28((anchor or self.as_of) - timedelta(days=days)), -months)
+
+    @staticmethod
+    def _period(invoices: list[Invoice], start: date) -> Invoice:
+        return next(inv for inv in invoices if inv.ps == start)
+
+    def _role_unbilled(self, book: Book, k: int) -> None:
+        """Billing stopped: the last one or two due periods (and after) never invoiced."""
+        variant = k % 3
+        if variant == 0:
+            start = self._months_before(40, 7)
+            c, invoices = self._role_contract(book, start, "monthly", 12)
+            cut = add_months(start, 7 - (k // 3) % 2)
+        elif variant == 1:
+            start = self._months_before(50, 6)
+            c, invoices = self._role_contract(book, start, "quarterly", 12)
+            cut = add_months(start, 6)
+        else:
+            start = self._months_before(60, 12)
+            c, invoices = self._role_contract(book, start, "annual", 24)
+            cut = add_months(start, 12)
+        book.invoices = [inv for inv in book.invoices if inv.opp_id != c.opp_id or inv.ps < cut]
+
+    def _ended_contract(self, book: Book, support: bool = False) -> tuple[Contract, list]:
+        """A 12-month monthly contract that ended ~6 weeks ago; its renewal was lost."""
+        c, invoices = self._role_contract(book, self._months_before(40, 12), "monthly", 12,
+                                          self._role_lines(book, "monthly", support))
+        self._renewal_opp(book, c, "closed_lost")
+        return c, invoices
+
+    def _role_under_billed(self, book: Book, k: int) -> None:
+        """One invoice short: fewer seats billed, or the support line left off."""
+        c, invoices = self._ended_contract(book, support=k % 2 == 1)
+        target = invoices[5 - k % 2]
+        if k % 2 == 0:
+            seats = target.lines[1]
+            cut = max(2, seats.qty * 3 // 10)
+            target.lines = [target.lines[0], replace(seats, qty=seats.qty - cut)]
+        else:
+            target.lines = target.lines[:2]
+
+    def _role_over_billed(self, book: Book, k: int) -> None:
+        """A period invoiced twice (and paid), or the next quarter billed in advance."""
+        if k % 2 == 0:
+            c, invoices = self._ended_contract(book)
+            orig = invoices[6]
+            book.invoices.append(replace(orig, issue=orig.issue + timedelta(days=5),
+                                         due=orig.due + timedelta(days=5)))
+            return
+        start = self._months_before(70, 3)
+        c, invoices = self._role_contract(book, start, "quarterly", 12)
+        ps, issue = add_months(start, 6), self.as_of - timedelta(days=10)
+        book.invoices.append(Invoice(c.opp_id, issue, issue + timedelta(days=book.terms), ps,
+                                     add_months(ps, 3) - DAY, c.lines, 3))
+
+    def _role_renewal_miss(self, book: Book, k: int) -> None:
+        """Ended, fully billed, not auto-renewing, and nobody opened a renewal."""
+        variant = k % 3
+        if variant == 0:
+            self._role_contract(book, self._months_before(50, 12), "monthly", 12)
+        elif variant == 1:
+            line = Line("CONS-HR", self.rng.randint(10, 40), self._price_now(book, "CONS-HR"))
+            self._role_contract(book, self._months_before(120, 3), "one_time", 3, [line])
+        else:
+            self._role_contract(book, self._months_before(100, 12), "annual", 12)
+
+    def _collection_target(self, book: Book, days: int = 60, anchor: date | None = None,
+                           months: int = 5) -> Invoice:
+        """The invoice of a running monthly contract for the period ``days`` before anchor."""
+        start = self._months_before(days, months, anchor)
+        c, invoices = self._role_contract(book, start, "monthly", 12)
+        return self._period(invoices, add_months(start, months))
+
+    def _role_unpaid(self, book: Book, k: int) -> None:
+        self._collection_target(book).pay = "unpaid"
+
+    def _role_payment_failed(self, book: Book, k: int) -> None:
+        self._collection_target(book).pay = "failed"
+
+    def _role_short_paid(self, book: Book, k: int) -> None:
+        self._collection_target(book).pay = "short"
+
+    def _role_disputed(self, book: Book, k: int) -> None:
+        self._collection_target(book).pay = "disputed"
+
+    def _role_unapplied_cash(self, book: Book, k: int) -> None:
+        amount = self.rng.randint(50, 500) * 1000
+        book.unapplied.append((amount, self.week_end - timedelta(days=self.rng.randint(8, 40))))
+
+    def _role_recognized_not_collected(self, book: Book, k: int) -> None:
+        target = self._collection_target(book, days=170, months=3)
+        target.pay = "uncollectible" if k % 2 == 0 else "unpaid"
+
+    def _role_payment_not_deposited(self, book: Book, k: int) -> None:
+        self._collection_target(book, days=45, months=4).pay = "undeposited"
+
+    def _priced_deal(self, book: Book, line: Line) -> None:
+        """A one-time deal issued in the checked quarter carrying one pricing-relevant line."""
+        last = min(self.as_of, self.q_end) - timedelta(days=10)
+        days = max(0, (last - self.q_start).days - 5)
+        start = _day28(self.q_start + timedelta(days=5 + self.rng.randint(0, days)))
+        self._role_contract(book, start, "one_time", 12, [line])
+
+    def _price_now(self, book: Book, sku: str) -> int:
+        return self._price(sku, book.ccy, self.q_end)
+
+    def _role_expired_promo(self, book: Book, k: int) -> None:
+        self._priced_deal(book, Line("CONS-HR", self.rng.randint(10, 40),
+                                     self._price_now(book, "CONS-HR"), 15, "SPRING15"))
+
+    def _role_stacked_discount(self, book: Book, k: int) -> None:
+        self._priced_deal(book, Line("ONB-PKG", 1, self._price_now(book, "ONB-PKG"), 15,
+                                     "SUMMER10"))
+
+    def _role_unapproved_discount(self, book: Book, k: int) -> None:
+        """20–25% off with no approval: none, expired, for another sku, or capped at 15%."""
+        start = self.history
+        variant = k % 4
+        if variant == 1:
+            self._approval(book, "CONS-HR", 25, start, self.q_start - timedelta(days=30))
+        elif variant == 2:
+            self._approval(book, "ONB-PKG", 25, start, None)
+        elif variant == 3:
+            self._approval(book, "", 15, start, None)
+        self._priced_deal(book, Line("CONS-HR", self.rng.randint(10, 40),
+                                     self._price_now(book, "CONS-HR"), 20 + 5 * (k % 2)))
+
+    def _role_grandfathered_rate(self, book: Book, k: int) -> None:
+        old = self.prices[("TRN-DAY", book.ccy)][0]
+        self._priced_deal(book, Line("TRN-DAY", self.rng.randint(1, 5), old))
+
+    def _role_price_mismatch(self, book: Book, k: int) -> None:
+        sku = book.avoid
+        price = self._price_now(book, sku) - (700 if sku == "ONB-PKG" else 1100)
+        self._priced_deal(book, Line(sku, 1 if sku == "ONB-PKG" else 20, price))
+
+    # roles: decoys -------------------------------------------------------------------------
+
+    def _role_inside_billing_lag(self, book: Book, k: int) -> tuple:
+        """A period that started ~15 days ago and is not invoiced yet: still inside the lag."""
+        if k % 2 == 0:
+            c, _ = self._role_contract(book, _day28(self.as_of - timedelta(days=15)),
+                                       "monthly", 12)
+            cut = c.start
+        else:
+            start = self._months_before(15, 6)
+            c, _ = self._role_contract(book, start, "quarterly", 12)
+            cut = add_months(start, 6)
+        book.invoices = [inv for inv in book.invoices if inv.opp_id != c.opp_id or inv.ps < cut]
+        return "opportunity", c
+
+    def _role_within_tolerance(self, book: Book, k: int) -> tuple:
+        """One invoice a few percent off on seats: ~0.3% of what was due, inside tolerance."""
+        c, invoices = self._ended_contract(book)
+        target, due = invoices[2], c.amount
+        seats = target.lines[1]
+        gross = seats.qty * seats.price
+        points = max(1, min(15, due * 3 // 1000 * 100 // gross))
+        while points > 1 and gross * points // 100 * 200 > due:
+            points -= 1
+        target.lines = [target.lines[0], replace(seats, disc=points)]
+        return "opportunity", c
+
+    def _role_overbill_credited(self, book: Book, k: int) -> tuple:
+        """A period invoiced twice last month, the duplicate cancelled by a credit note."""
+        start = self._months_before(24, 6)
+        c, invoices = self._role_contract(book, start, "monthly", 12)
+        orig = self._period(invoices, add_months(start, 6))
+        issue = orig.ps + timedelta(days=4)
+        dup = replace(orig, issue=issue, due=issue + timedelta(days=30), pay="unpaid")
+        credit_day = orig.ps + timedelta(days=8)
+        credit = replace(orig, issue=credit_day, due=credit_day + timedelta(days=30),
+                         kind="credit_note", status="paid",
+                         lines=[replace(line, qty=-line.qty) for line in orig.lines])
+        book.invoices += [dup, credit]
+        return "opportunity", c
+
+    def _role_renewal_grace(self, book: Book, k: int) -> tuple:
+        """Ended ~3 weeks ago with no renewal yet: inside the 30-day grace."""
+        c, _ = self._role_contract(book, self._months_before(20, 12), "monthly", 12)
+        return "opportunity", c
+
+    def _role_paid_in_two_parts(self, book: Book, k: int) -> tuple:
+        target = self._collection_target(book)
+        target.pay = "split"
+        return "invoice", target
+
+    def _role_deposit_in_transit(self, book: Book, k: int) -> tuple:
+        """Paid a day (or nine) before the quarter's end, deposited four days later."""
+        target = self._collection_target(book, days=12, months=4, anchor=self.q_end)
+        target.pay = "transit" if k % 2 == 0 else "transit_late"
+        return "payment", target
+
+    def _role_approved_discount(self, book: Book, k: int) -> tuple:
+        valid_to = None if k % 2 == 0 else self.q_end + timedelta(days=180)
+        self._approval(book, "CONS-HR" if k % 2 == 0 else "", 20 + 5 * (k % 2),
+                       self.q_start - timedelta(days=60), valid_to)
+        self._priced_deal(book, Line("CONS-HR", self.rng.randint(10, 40),
+                                     self._price_now(book, "CONS-HR"), 20))
+        return "customer_sku", f"{book.cid}:CONS-HR"
+
+    def _role_promo_in_validity(self, book: Book, k: int) -> tuple:
+        self._priced_deal(book, Line("ONB-PKG", 1, self._price_now(book, "ONB-PKG"), 10,
+                                     "SUMMER10"))
+        return "customer_sku", f"{book.cid}:ONB-PKG"
+
+    def _record_decoy(self, book: Book, kind: str, decoy: tuple) -> None:
+        entity_type, ref = decoy
+        if isinstance(ref, Contract):
+            entity_id = ref.opp_id
+        elif entity_type == "payment":
+            entity_id = next(p.pay_id for p in book.payments
+                             if p.inv_id == ref.inv_id and p.status == "succeeded")
+        elif isinstance(ref, Invoice):
+            entity_id = ref.inv_id
+        else:
+            entity_id = ref
+        self.decoys.append({"check": DECOYS[kind], "kind": kind, "entity_type": entity_type,
+                            "entity_id": entity_id, "customer_id": book.cid})
+
+    # the audit: what a correct check finds in one customer's books -------------------------
+
+    def _audit(self, book: Book, role: str) -> None:
+        findings = (self._audit_booked(book) + self._audit_collected(book)
+                    + self._audit_recognized(book) + self._audit_pricing(book))
+        expected = ROLE_FINDINGS.get(role, (role,) if role in LEAKS else ())
+        found = tuple(sorted(f["category"] for f in findings))
+        if found != tuple(sorted(expected)):
+            raise RuntimeError(f"demo generator bug: customer {book.cid} (role {role or 'none'}) "
+                               f"has findings {found}, planned {expected}: {findings}")
+        self.leaks += findings
+
+    def _finding(self, book: Book, category: str, entity_id: str, as_of: date, expected: int,
+                 actual: int, days: int) -> dict:
+        check, entity_type, _ = LEAKS[category]
+        return {"check": check, "category": category, "entity_type": entity_type,
+                "entity_id": entity_id, "customer_id": book.cid, "as_of": as_of.isoformat(),
+                "expected_amount": money(expected), "actual_amount": money(actual),
+                "gap_amount": money(expected - actual), "currency": book.ccy,
+                "days_outstanding": days}
+
+    def _audit_booked(self, book: Book) -> list[dict]:
+        """booked_vs_billed_daily as of ``as_of``."""
+        as_of, lag, out = self.as_of, timedelta(days=BILLING_LAG), []
+        billed: dict[str, list[Invoice]] = defaultdict(list)
+        for inv in book.invoices:
+            if inv.opp_id and inv.status not in ("draft", "void") and inv.issue <= as_of:
+                billed[inv.opp_id].append(inv)
+        for c in book.contracts:
+            starts = period_starts(c, as_of)
+            per = c.per_period
+            started = per * len(starts)
+            due = per * sum(1 for ps in starts if ps + lag <= as_of)
+            invoices = billed.get(c.opp_id, [])
+            total = sum(inv.net for inv in invoices)
+            self.due[book.ccy] += due
+            self.billed[book.ccy] += total
+            self.shortfall[book.ccy] += max(0, due - total)
+            if exceeds_tolerance(due - total, due):
+                oldest = starts[max(0, total) // per]
+                category = "unbilled" if due - total >= per else "under_billed"
+                out.append(self._finding(book, category, c.opp_id, as_of, due, total,
+                                         (as_of - oldest - lag).days))
+            elif exceeds_tolerance(total - started, started):
+                limit = started * 200 + max(started, 20_000)  # (started + tolerance) × 200
+                cumulative, since = 0, as_of
+                for inv in sorted(invoices, key=lambda i: (i.issue, i.inv_id)):
+                    cumulative += inv.net
+                    if cumulative * 200 > limit:
+                        since = inv.issue
+                        break
+                out.append(self._finding(book, "over_billed", c.opp_id, as_of, started, total,
+                                         (as_of - since).days))
+            if (not c.auto and c.end < as_of - timedelta(days=RENEWAL_GRACE)
+                    and c.opp_id not in book.renewed):
+                out.append(self._finding(book, "renewal_miss", c.opp_id, as_of, c.amount, 0,
+                                         (as_of - c.end).days - RENEWAL_GRACE - 1))
+        return out
+
+    def _payments_by_invoice(self, book: Book, through: date) -> dict[str, list[Payment]]:
+        by_invoice: dict[str, list[Payment]] = defaultdict(list)
+        for p in book.payments:
+            if p.at.date() <= through:
+                by_invoice[p.inv_id].append(p)
+        return by_invoice
+
+    def _audit_collected(self, book: Book) -> list[dict]:
+        """billed_vs_collected_weekly as of the checked week's Sunday."""
+        as_of, out = self.week_end, []
+        payments = self._payments_by_invoice(book, as_of)
+        for inv in book.invoices:
+            if (inv.kind != "invoice" or inv.status in ("draft", "void") or inv.issue > as_of
+                    or inv.due >= as_of):
+                continue
+            tried = payments.get(inv.inv_id, [])
+            paid = sum(p.amount for p in tried if p.status == "succeeded")
+            if not exceeds_tolerance(inv.net - paid, inv.net):
+                continue
+            statuses = {p.status for p in tried}
+            if "disputed" in statuses:
+                category = "disputed"
+            elif "failed" in statuses and not paid:
+                category = "payment_failed"
+            else:
+                category = "short_paid" if paid else "unpaid"
+            out.append(self._finding(book, category, inv.inv_id, as_of, inv.net, paid,
+                                     (as_of - inv.due).days))
+        for p in payments.get("", []):
+            if p.status == "succeeded":
+                out.append(self._finding(book, "unapplied_cash", p.pay_id, as_of, p.amount, 0,
+                                         (as_of - p.at.date()).days))
+        return out
+
+    def _audit_recognized(self, book: Book) -> list[dict]:
+        """recognized_vs_collected_quarterly as of the quarter's last day."""
+        as_of, out = self.q_end, []
+        old = as_of - timedelta(days=OLD_REVENUE + 1)
+        payments = self._payments_by_invoice(book, as_of)
+        for inv in book.invoices:
+            if inv.kind != "invoice" or inv.status in ("draft", "void"):
+                continue
+            entries = [e for e in book.revenue.get(inv.inv_id, ()) if e[0] <= old]
+            if not entries:
+                continue
+            recognized = sum(amount for _, amount in entries)
+            paid = sum(p.amount for p in payments.get(inv.inv_id, ()) if p.status == "succeeded")
+            if exceeds_tolerance(recognized - paid, recognized):
+                first = min(posted for posted, _ in entries)
+                out.append(self._finding(book, "recognized_not_collected", inv.inv_id, as_of,
+                                         recognized, paid,
+                                         (as_of - first).days - OLD_REVENUE - 1))
+        last = as_of - timedelta(days=DEPOSIT_LAG)
+        for p in book.payments:
+            day = p.at.date()
+            if p.status != "succeeded" or day > last:
+                continue
+            if not any(day <= booked <= day + timedelta(days=DEPOSIT_LAG)
+                       for booked in book.deposits.get(p.pay_id, ())):
+                out.append(self._finding(book, "payment_not_deposited", p.pay_id, as_of,
+                                         p.amount, 0, (last - day).days))
+        return out
+
+    def _audit_pricing(self, book: Book) -> list[dict]:
+        """pricing_drift_quarterly: invoice lines issued in the checked quarter."""
+        sums: dict[tuple[str, str], list] = {}
+        for inv in book.invoices:
+            if (inv.kind != "invoice" or inv.status in ("draft", "void")
+                    or not self.q_start <= inv.issue <= self.q_end):
+                continue
+            for line in inv.lines:
+                category, expected = self._price_verdict(book, inv.issue, line)
+                if category:
+                    agg = sums.setdefault((category, line.sku), [0, 0, inv.issue])
+                    agg[0] += expected
+                    agg[1] += line.amount
+                    agg[2] = min(agg[2], inv.issue)
+        return [self._finding(book, category, f"{book.cid}:{sku}", self.q_end, expected, actual,
+                              (self.q_end - first).days)
+                for (category, sku), (expected, actual, first) in sums.items()]
+
+    def _price_verdict(self, book: Book, issue: date, line: Line) -> tuple[str, int]:
+        """The pricing category of one line (or '') and what it should have amounted to."""
+        old, new = self.prices[(line.sku, book.ccy)]
+        current = self._price(line.sku, book.ccy, issue)
+        qty, disc = line.qty, line.disc
+        if line.price != current:
+            ended = old != new and issue >= self.price_change and line.price == old
+            category = "grandfathered_rate" if ended else "price_mismatch"
+            return category, qty * current * (100 - disc) // 100
+        if line.promo:
+            pct, valid_from, valid_to, stackable = self.promos[line.promo]
+            if not valid_from <= issue <= valid_to:
+                return "expired_promo", qty * line.price * (100 - disc + pct) // 100
+            if not stackable and disc > pct:
+                return "stacked_discount", qty * line.price * (100 - pct) // 100
+        if disc > FREE_DISCOUNT and not any(
+                sku in ("", line.sku) and start <= issue and (end is None or issue <= end)
+                and pct >= disc for sku, pct, start, end in book.approvals):
+            return "unapproved_discount", qty * line.price * (100 - FREE_DISCOUNT) // 100
+        return "", 0
+
+    # the funnel ------------------------------------------------------------------------------
+
+    def _write_opp(self, row: list, created: datetime, intent: str, stage: str,
+                   expected_close: date | None, events: list[tuple]) -> None:
+        """Write an opportunity with its events and count it into the checked week's zones."""
+        write, opp_id = self.out.write, row[0]
+        events.sort(key=lambda e: e[0])
+        for when, kind, actor, team, next_due, stage_to, note in events:
+            write("opportunity_events", [self._id("E", 9), opp_id, _ts(when), kind, actor, team,
+                                         _ts(next_due) if next_due else "", stage_to,
+                                         _bool(note)])
+        write("opportunities", row)
+        zones, week_from, week_until = self.zones, self.week_from, self.week_until
+        if week_from <= created < week_until:
+            zones["routing"].add(not any(
+                e[1] == "assigned" and e[0] <= created + timedelta(hours=4) for e in events))
+            if intent == "high":
+                zones["response"].add(not any(
+                    e[1] == "first_response" and e[0] <= created + timedelta(hours=1)
+                    for e in events))
+        assigned = next((e[0] for e in events if e[1] == "assigned"), None)
+        if assigned and week_from <= assigned < week_until:
+            touches = sum(1 for e in events if e[1] in ("first_response", "touch")
+                          and e[0] <= assigned + timedelta(hours=48))
+            zones["follow_up"].add(touches < 2)
+        if stage not in ("closed_won", "closed_lost") and created < week_until:
+            stale = expected_close is not None and expected_close < self.week_end and not any(
+                e[1] == "next_step_set" and e[4].date() >= self.week_end for e in events)
+            zones["close"].add(stale)
+
+    def _funnel(self) -> None:
+        """A year of inbound demand; the checked week leaks in every zone."""
+        per_week = max(60, self.customers // 50)
+        for weeks_back in range(52, -1, -1):
+            week = self.week_start - timedelta(weeks=weeks_back)
+            leads = sorted((self._moment(week + timedelta(days=self.rng.randrange(7)), 8, 18),
+                            i) for i in range(per_week))
+            self._week(week, [received for received, _ in leads], checked=weeks_back == 0)
+
+    def _week(self, week: date, received: list[datetime], checked: bool) -> None:
+        rng, count = self.rng, len(received)
+        never = late_capture = no_route = late_route = slow = no_follow = frozenset()
+        if checked:  # the seeded funnel leaks: shares well past each zone's limit
+            missed = rng.sample(range(count), math.ceil(0.15 * count))
+            never, late_capture = frozenset(missed[::2]), frozenset(missed[1::2])
+            captured = [i for i in range(count) if i not in never]
+            unrouted = rng.sample(captured, math.ceil(0.25 * len(captured)))
+            no_route, late_route = frozenset(unrouted[::2]), frozenset(unrouted[1::2])
+            slow = frozenset(rng.sample(captured, math.ceil(0.5 * len(captured))))
+            routed = [i for i in captured if i not in no_route]
+            no_follow = frozenset(rng.sample(routed, math.ceil(0.6 * len(routed))))
+        for i, at in enumerate(received):
+            channel = rng.choice(CHANNELS)
+            intent = rng.choice(("high", "high", "medium", "medium", "low"))
+            signal_id = self._id("S", 8)
+            created: datetime | None = at + timedelta(minutes=rng.randint(2, 25))
+            if i in never:
+                created = None
+            elif i in late_capture:
+                created = self._moment(at.date() + DAY, 9, 12)
+                if created >= self.week_until:
+                    created = None
+            if checked:
+                self.zones["intake"].add(created is None or created.date() != at.date())
+            self.out.write("inbound_signals", [
+                signal_id, _ts(at), channel, intent, f"{rng.getrandbits(64):016x}",
+                rng.choice(SOURCES), _bool(created is not None) if channel == "phone" else ""])
+            if created is not None:
+                route = "none" if i in no_route else ("late" if i in late_route else "ok")
+                self._lead(signal_id, created, channel, intent, route, i in slow,
+                           i not in no_follow, checked)
+
+    def _lead(self, signal_id: str, created: datetime, channel: str, intent: str, route: str,
+              slow: bool, followed: bool, checked: bool) -> None:
+        """One inbound opportunity: its events and where it stands at the week's end."""
+        rng, events = self.rng, []
+        limit = self.week_until if checked else self.horizon_end
+        owner = team = ""
+
+        def event(when, kind, next_due=None, stage_to="", note=None) -> bool:
+            if when >= limit:
+                return False
+            events.append((when, kind, owner or "system", team, next_due, stage_to, note))
+            return True
+
+        if channel in ACKED:
+            event(created + timedelta(minutes=1), "auto_ack")
+        assigned = None
+        if route != "none":
+            owner, team = rng.choice(OWNERS), INBOUND_TEAM
+            delay = (timedelta(hours=rng.randint(20, 30)) if route == "late"
+                     else timedelta(minutes=rng.randint(3, 40)))
+            assigned = created + delay if event(created + delay, "assigned") else None
+        if not assigned:
+            owner = team = ""
+        touched = None
+        if assigned:
+            if slow or intent != "high":
+                reply = assigned + timedelta(minutes=rng.randint(120, 360))
+            else:
+                reply = assigned + timedelta(minutes=rng.randint(5, 15))
+            if event(reply, "first_response"):
+                touched = reply
+        age = (self.week_end - created.date()).days
+        stage, expected, closed, reason = "new", None, None, ""
+        if touched and followed:
+            room = max(31, min(24 * 60, int((limit - touched).total_seconds() // 60) - 1))
+            second = touched + timedelta(minutes=rng.randint(30, room))
+            if event(second, "touch"):
+                stage = "qualified"
+                event(second, "stage_changed", stage_to="qualified")
+                touched = second
+        if age > 60 and touched:
+            if rng.random() < 0.65:
+                closed = touched + timedelta(days=rng.randint(5, 45))
+                stage, reason = "closed_lost", rng.choice(LOST_REASONS)
+                event(closed, "stage_changed", stage_to="closed_lost", note=True)
+                expected = closed.date()
+            else:  # gone quiet: past its close date, no next step ahead (the close-zone leak)
+                stage = rng.choice(OPEN_STAGES)
+                expected = created.date() + timedelta(days=rng.randint(20, 45))
+                event(touched + DAY, "next_step_set", next_due=touched + timedelta(days=7))
+        elif touched:
+            if age > 21 and rng.random() < 0.25:
+                closed = touched + timedelta(days=rng.randint(3, max(3, age - 10)))
+                stage, reason = "closed_lost", rng.choice(LOST_REASONS)
+                event(closed, "stage_changed", stage_to="closed_lost")
+                expected = closed.date()
+            else:
+                stage = rng.choice(OPEN_STAGES) if age > 21 else stage
+                expected = self.week_end + timedelta(days=rng.randint(10, 60))
+                due = self._moment(self.week_end + timedelta(days=rng.randint(2, 14)))
+                event(touched + timedelta(minutes=5), "next_step_set", next_due=due,
+                      note=rng.random() < 0.3)
+        else:
+            expected = self.week_end + timedelta(days=rng.randint(10, 60))
+        if closed and closed >= limit:
+            closed, stage, reason = None, "qualified", ""
+            expected = self.week_end + timedelta(days=30)
+        customer = f"C{rng.randrange(self.customers) + 1:06d}" if rng.random() < 0.3 else ""
+        amount = money(rng.randint(10, 500) * 10_000) if stage != "new" else ""
+        self._write_opp([self._id("O", 7), customer, signal_id, _ts(created), channel, intent,
+                         team, owner, stage, amount, "USD" if amount else "", _d(expected),
+                         _ts(closed) if closed else "", reason, "", "", "", "", "",
+                         rng.choice(SOURCES)], created, intent, stage, expected, events)
+
+    # manifest --------------------------------------------------------------------------------
+
+    def _funnel_findings(self) -> list[dict]:
+        out = []
+        for zone, tally in self.zones.items():
+            share = Decimal(100 * (tally.total - tally.bad if zone == "intake" else tally.bad))
+            share = (share / max(1, tally.total)).quantize(Decimal("0.01"))
+            limit = FUNNEL[zone]
+            if not (share < limit if zone == "intake" else share > limit):
+                raise RuntimeError(f"demo generator bug: funnel zone {zone} at {share}% does not "
+                                   f"breach its {limit}% limit")
+            out.append({"check": "funnel_leak_weekly", "category": zone, "entity_type": "zone",
+                        "entity_id": zone, "customer_id": None,
+                        "as_of": self.week_end.isoformat(), "expected_amount": None,
+                        "actual_amount": None, "gap_amount": None, "currency": None,
+                        "days_outstanding": None, "rate_pct": str(share),
+                        "limit_pct": str(limit), "numerator": tally.bad,
+                        "denominator": tally.total})
+        return out
+
+    def _portfolio(self) -> dict:
+        """The booked-vs-billed portfolio figure (base currency, fx on as_of)."""
+        due = sum(self.fx_at_as_of[c] * self.due[c] for c in CURRENCIES) / 100
+        short = sum(self.fx_at_as_of[c] * self.shortfall[c] for c in CURRENCIES) / 100
+        fires = short > max(due * Decimal("0.005"), Decimal(1))
+        if fires:
+            raise RuntimeError("demo generator bug: portfolio shortfall above tolerance")
+        cents = Decimal("0.01")
+        return {"due_base": str(due.quantize(cents)), "shortfall_base": str(short.quantize(cents)),
+                "finding": fires}
+
+    def _manifest(self) -> dict:
+        daily = {"logical_date": (self.as_of + DAY).isoformat(), "as_of": self.as_of.isoformat()}
+        weekly = {"logical_date": (self.week_end + DAY).isoformat(),
+                  "as_of": self.week_end.isoformat(), "window_start": self.week_start.isoformat()}
+        quarterly = {"logical_date": (self.q_end + DAY).isoformat(),
+                     "as_of": self.q_end.isoformat(), "window_start": self.q_start.isoformat()}
+        leaks = self.leaks + self._funnel_findings()
+        leaks.sort(key=lambda f: (f["check"], f["category"], f["entity_id"]))
+        return {
+            "generator": "revleak.demo", "version": VERSION, "seed": self.seed,
+            "scale": self.scale, "as_of": self.as_of.isoformat(), "base_currency": BASE_CURRENCY,
+            "runs": {"booked_vs_billed_daily": daily, "billed_vs_collected_weekly": weekly,
+                     "funnel_leak_weekly": dict(weekly),
+                     "recognized_vs_collected_quarterly": quarterly,
+                     "pricing_drift_quarterly": dict(quarterly)},
+            "price_change": self.price_change.isoformat(),
+            "rows": dict(self.out.rows),
+            "rules": RULES,
+            "leaks": leaks,
+            "decoys": sorted(self.decoys, key=lambda d: (d["check"], d["kind"], d["entity_id"])),
+            "totals": {"booked_vs_billed_daily": {
+                "due": {c: money(self.due[c]) for c in CURRENCIES},
+                "billed": {c: money(self.billed[c]) for c in CURRENCIES},
+                "shortfall": {c: money(self.shortfall[c]) for c in CURRENCIES},
+                "portfolio": self._portfolio()}},
+        }
+
+
+def generate(out_dir: Path, seed: int = 7, scale: str = "small", as_of: date = DEFAULT_AS_OF,
+             progress: Callable[[str, int], None] | None = None) -> dict:
+    """Write one <table>.csv per contract table plus manifest.json into out_dir.
+
+    Returns the manifest (also written as ``manifest.json``).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = _Company(out_dir, seed, scale, as_of, progress).run()
+    with open(out_dir / "manifest.json", "w", encoding="utf-8", newline="\n") as handle:
+        json.dump(manifest, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+    return manifest

@@ -1,0 +1,1 @@
+"""Tickets: every finding above tolerance opens one ticket with a named owner and a deadline."""
