@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from revleak import pipeline
 from revleak.checks import DataMissing
@@ -73,6 +73,13 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
             return pipeline.record_findings(_run(), get_current_context()["params"]["dry_run"])
 
         @task
+        def relay_tickets() -> str:
+            """Deliver ticket events (open, update, escalate, resolve); none on a dry run."""
+            if get_current_context()["params"]["dry_run"]:
+                raise AirflowSkipException("dry run: no ticket events")
+            return pipeline.relay_tickets()
+
+        @task(trigger_rule="none_failed")
         def summarize(summary: dict) -> str:
             """Say what was found: count, gap, the top 5 by time-weighted loss."""
             text = pipeline.format_summary(summary)
@@ -80,7 +87,6 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
             return text
 
         sources, reconciled, recorded = check_sources(), reconcile(), record_findings()
-        sources >> reconciled >> recorded
-        summarize(recorded)
+        sources >> reconciled >> recorded >> relay_tickets() >> summarize(recorded)
 
     return check()

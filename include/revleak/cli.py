@@ -138,6 +138,36 @@ def cmd_findings(args) -> int:
     return 0
 
 
+def cmd_tickets(args) -> int:
+    from revleak import warehouse
+    from revleak.tickets import relay
+
+    if args.retry_failed:
+        with warehouse.connect() as conn:
+            n = conn.execute("update revleak.ticket_outbox set status = 'pending', attempts = 0,"
+                             " next_attempt_at = now() where status = 'failed'").rowcount
+        print(f"{n} failed events queued again")
+    if args.relay:
+        dest = relay.destination()
+        if dest is None:
+            raise RevleakError(f"no ticket system configured: set AIRFLOW_CONN_REVLEAK_TICKETS "
+                               f"(or the Airflow connection {relay.CONN_ID})")
+        print(relay.relay(dest))
+    with warehouse.connect() as conn:
+        counts = conn.execute("select status, action, count(*) from revleak.ticket_outbox"
+                              " group by 1, 2 order by 1, 2").fetchall()
+        print("outbox: " + (", ".join(f"{s} {a}: {n}" for s, a, n in counts) or "empty"))
+        rows = conn.execute(
+            "select e.event_id, e.status, e.action, e.fingerprint, e.attempts, e.ticket_key,"
+            " e.last_error from revleak.ticket_outbox e"
+            " where %s = 'all' or e.status = %s order by e.event_id limit %s",
+            (args.status, args.status, args.limit)).fetchall()
+    for event_id, status, action, fp, attempts, key, error in rows:
+        print(f"{event_id:>8} {status:<9} {action:<8} {fp[:12]} attempts {attempts:>2} "
+              f"{key or '-':<14} {error or ''}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from revleak import showcase
 
@@ -184,6 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     s.add_argument("--scale", choices=["small", "medium", "large"], default="small")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("tickets", help="ticket outbox: pending, delivered, failed",
+                       description="List ticket events by state with their last error; "
+                                   "--relay delivers pending events now.")
+    s.add_argument("--status", choices=["pending", "delivered", "failed", "all"],
+                   default="all")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--relay", action="store_true", help="deliver pending events now")
+    s.add_argument("--retry-failed", action="store_true", help="queue failed events again")
+    s.set_defaults(func=cmd_tickets)
 
     s = sub.add_parser("check", help="run one check for one as-of date (outside Airflow)",
                        description="Run a check's SQL for an as-of date and record its findings, "

@@ -32,6 +32,19 @@ def record_findings(run: checks.CheckRun, dry_run: bool = False) -> dict:
         return findings._plain(findings.record(conn, run, dry_run))
 
 
+def relay_tickets() -> str:
+    """Deliver pending ticket events; say what was sent and what waits."""
+    from revleak.tickets import relay
+
+    if relay.destination() is None:
+        with warehouse.connect() as conn:
+            pending = conn.execute("select count(*) from revleak.ticket_outbox"
+                                   " where status = 'pending'").fetchone()[0]
+        return (f"no ticket system configured (connection {relay.CONN_ID}); "
+                f"{pending} events wait in the outbox")
+    return str(relay.relay())
+
+
 def run_check(check_id: str, as_of: date, overrides: dict | None = None,
               dry_run: bool = False) -> dict:
     """The whole check for one as-of date outside Airflow (CLI, tests, benchmarks)."""

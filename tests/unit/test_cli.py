@@ -10,7 +10,8 @@ import pytest
 
 from revleak.cli import build_parser
 
-COMMANDS = ["migrate", "load", "quarantine", "demo-data", "demo", "check", "findings"]
+COMMANDS = ["migrate", "load", "quarantine", "demo-data", "demo", "check", "findings",
+            "tickets"]
 
 
 def revleak(*args, env=None, **kw):
