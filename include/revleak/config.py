@@ -241,7 +241,8 @@ def _route(raw: Any, where: str, source: str) -> Route:
 def _load(path: str) -> Config:
     p = Path(path)
     if not p.is_file():
-        raise RevleakError(f"config file {p} not found; set REVLEAK_CONFIG to an existing YAML file")
+        raise RevleakError(
+            f"config file {p} not found; set REVLEAK_CONFIG to an existing YAML file")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:

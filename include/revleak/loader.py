@@ -45,7 +45,8 @@ def _problem(col: Column) -> sql.Composable:
     tests = {
         "date": [(sql.SQL("not revleak.is_date({v})"), "not a date (YYYY-MM-DD)")],
         "ts": [(sql.SQL("not revleak.is_ts({v})"), "not an ISO 8601 timestamp with offset")],
-        "money": [(sql.SQL("{v} ~ '^-?\\d+\\.\\d{{5,}}$'"), "money with more than 4 decimals (a float?)"),
+        "money": [(sql.SQL("{v} ~ '^-?\\d+\\.\\d{{5,}}$'"),
+                   "money with more than 4 decimals (a float?)"),
                   (sql.SQL("{v} !~ {m}"), "not a money amount (decimal string, up to 4 decimals)")],
         "decimal": [(sql.SQL("{v} !~ {d}"), "not a decimal number")],
         "int": [(sql.SQL("{v} !~ '^-?\\d{{1,9}}$'"), "not a whole number")],
@@ -53,7 +54,8 @@ def _problem(col: Column) -> sql.Composable:
                  "not a percentage from 0 to 100")],
         "bool": [(sql.SQL("lower({v}) not in ('true', 'false')"), "not true/false")],
         "ccy": [(sql.SQL("{v} !~ '^[A-Z]{{3}}$'"), "not an ISO 4217 currency code")],
-        "enum": [(sql.SQL("{v} <> all({vals})"), f"unknown value; allowed: {', '.join(col.values)}")],
+        "enum": [(sql.SQL("{v} <> all({vals})"),
+                  f"unknown value; allowed: {', '.join(col.values)}")],
     }.get(col.type, [])
     whens = [sql.SQL("when {v} is null then {msg}").format(
         v=v, msg=_lit(f"{col.name}: required value missing"))] if col.required else []
@@ -104,8 +106,8 @@ def _row_rules(table: Table) -> list[sql.Composable]:
             table.name, ("valid_from", "valid_to"))
         rules.append(sql.SQL(
             "case when revleak.is_date(s.{lo}) and revleak.is_date(s.{hi})"
-            " and s.{hi}::date < s.{lo}::date then {msg} end").format(lo=sql.Identifier(lo), hi=sql.Identifier(hi),
-                                      msg=_lit(f"{hi} is before {lo}")))
+            " and s.{hi}::date < s.{lo}::date then {msg} end").format(
+            lo=sql.Identifier(lo), hi=sql.Identifier(hi), msg=_lit(f"{hi} is before {lo}")))
     for n, (col, (parent, key)) in enumerate(_parents(table)):
         rules.append(sql.SQL(
             "case when s.{c} is not null and {p}.{k} is null then {msg} || s.{c} end").format(
@@ -131,14 +133,16 @@ def _parent_joins(table: Table) -> sql.Composable:
 class Loader:
     """Loads one directory of contract CSV files into the warehouse."""
 
-    def __init__(self, conn: psycopg.Connection, progress: Callable[[str, int], None] | None = None):
+    def __init__(self, conn: psycopg.Connection,
+                 progress: Callable[[str, int], None] | None = None):
         self.conn = conn
         self.progress = progress or (lambda table, rows: None)
 
     def load_dir(self, directory: Path) -> tuple[int, list[TableResult]]:
         directory = Path(directory)
         if not directory.is_dir():
-            raise RevleakError(f"{directory} is not a directory; pass the folder holding <table>.csv")
+            raise RevleakError(
+                f"{directory} is not a directory; pass the folder holding <table>.csv")
         files = {t: directory / f"{t}.csv" for t in TABLES if (directory / f"{t}.csv").is_file()}
         if not files:
             raise RevleakError(
@@ -266,7 +270,8 @@ class Loader:
             pairs=sql.SQL(", ").join(sql.SQL("{}, {}").format(_lit(c), sql.Identifier(c))
                                      for c in table.column_names))
         cur = self.conn.execute(sql.SQL(
-            "insert into revleak.quarantine (source_file, line_no, table_name, reason, raw, load_id)"
+            "insert into revleak.quarantine"
+            " (source_file, line_no, table_name, reason, raw, load_id)"
             " select {file}, _line, {table}, reason, {raw}, {load}"
             " from checked where reason is not null"
             " on conflict (source_file, line_no) do update set table_name = excluded.table_name,"

@@ -64,5 +64,6 @@ def format_summary(summary: dict) -> str:
         lines.append(
             f"  {i}. {f['category']:<13} {f['entity_type']} {f['entity_id']:<12} "
             f"gap {f['currency']} {float(f['gap_amount']):>12,.2f}  "
-            f"{f['days_outstanding']:>4} days  loss×days {float(f['time_weighted_loss'] or 0):>14,.0f}")
+            f"{f['days_outstanding']:>4} days  "
+            f"loss×days {float(f['time_weighted_loss'] or 0):>14,.0f}")
     return "\n".join(lines)

@@ -110,7 +110,8 @@ def test_credit_notes_subtract_and_fix_over_billing(conn, tmp_path):
         .invoice("X3", "FIXED", "2026-01-05", "-1000.00", kind="credit_note") \
         .invoice("X4", "FIXED", "2026-02-01", "1000.00")
     monthly_1000(b, "OVER").invoice("V1", "OVER", "2026-01-01", "1000.00") \
-        .invoice("V2", "OVER", "2026-01-10", "1000.00").invoice("V3", "OVER", "2026-02-01", "1000.00")
+        .invoice("V2", "OVER", "2026-01-10", "1000.00") \
+        .invoice("V3", "OVER", "2026-02-01", "1000.00")
     monthly_1000(b, "CREDITED").invoice("R1", "CREDITED", "2026-01-01", "1000.00") \
         .invoice("R2", "CREDITED", "2026-01-20", "-1000.00", kind="credit_note")
     b.load(conn, tmp_path)
@@ -183,7 +184,8 @@ def test_renewal_grace(conn, tmp_path, as_of, days):
 def test_auto_renewing_contracts_keep_expecting_billing(conn, tmp_path):
     b = Books()
     b.contract("AUTO", "1200.00", "2025-01-01", "2025-12-31", "quarterly", auto_renew=True) \
-        .invoice("A1", "AUTO", "2025-01-01", "300.00").invoice("A2", "AUTO", "2025-04-01", "300.00") \
+        .invoice("A1", "AUTO", "2025-01-01", "300.00") \
+        .invoice("A2", "AUTO", "2025-04-01", "300.00") \
         .invoice("A3", "AUTO", "2025-07-01", "300.00").invoice("A4", "AUTO", "2025-10-01", "300.00")
     b.load(conn, tmp_path)
     result = found(conn, "2026-03-01")

@@ -124,7 +124,8 @@ def _split(total: str, n: int) -> list[str]:
     return [f"{c // 100}.{c % 100:02d}" for c in shares]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(st.integers(1, 4), min_size=5, max_size=5), seed=st.integers(0, 10_000))
 def test_row_order_and_line_splits_never_change_findings(conn, tmp_path_factory, parts, seed):
     _reset(conn)

@@ -1,6 +1,6 @@
 """The window each run checks (contract §3), for every cadence, from the logical date alone."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +23,7 @@ def test_window(check, day, expected):
 
 
 def test_run_day_is_the_logical_date_in_the_company_timezone():
-    late_utc = datetime(2026, 3, 1, 23, 30, tzinfo=timezone.utc)
+    late_utc = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
     assert run_day(late_utc, ZoneInfo("UTC")) == date(2026, 3, 1)
     assert run_day(late_utc, ZoneInfo("Europe/Berlin")) == date(2026, 3, 2)
 

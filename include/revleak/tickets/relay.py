@@ -31,7 +31,7 @@ from revleak.tickets.providers import provider_for
 
 CONN_ID = "revleak_tickets"
 log = logging.getLogger(__name__)
-backoff = wait_exponential_jitter(initial=2, max=300, jitter=2)
+backoff = wait_exponential_jitter(multiplier=2, max=300, jitter=2)
 _body = jinja2.Environment(
     loader=jinja2.PackageLoader("revleak", "templates"), autoescape=False,
     undefined=jinja2.ChainableUndefined, trim_blocks=False,
