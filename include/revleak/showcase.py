@@ -13,6 +13,7 @@ import psycopg
 from revleak import demo, findings, loader, pipeline, warehouse
 from revleak.config import PROJECT_ROOT
 from revleak.errors import RevleakError
+from revleak.tickets import relay
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 
@@ -80,8 +81,15 @@ def run(seed: int = 7, scale: str = "small", say=print) -> int:
     with warehouse.connect() as conn:
         for dag_id, as_of in ran:
             say(pipeline.format_summary(findings.summarize(conn, dag_id, as_of)))
+        tickets = dict(conn.execute("select status, count(*) from revleak.ticket_outbox"
+                                    " group by status").fetchall())
+    destination = ("delivered to the ticket system" if os.environ.get(relay.ENV_VAR)
+                   else "waiting in the outbox: set AIRFLOW_CONN_REVLEAK_TICKETS to deliver them")
+    states = ", ".join(f"{n} {s}" for s, n in tickets.items())
+    say(f"tickets: {sum(tickets.values())} events ({states}); {destination}")
     say(f"\nwarehouse: {where} (schema revleak)\n"
-        f"findings:  revleak findings --format json   (or: revleak findings --check DAG_ID)\n"
+        f"findings:  .venv/bin/revleak findings   (--format json for the contract's JSON lines)\n"
+        f"tickets:   .venv/bin/revleak tickets\n"
         f"demo data: {data} (manifest.json lists every seeded leak)\n"
         f"airflow:   AIRFLOW_HOME={home / 'airflow'}; logs in {home / 'logs'}")
     return 0

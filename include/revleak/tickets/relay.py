@@ -30,6 +30,7 @@ from revleak.tickets.base import DeliveryError, Destination, Provider, RejectedE
 from revleak.tickets.providers import provider_for
 
 CONN_ID = "revleak_tickets"
+ENV_VAR = connections.env_var(CONN_ID)
 log = logging.getLogger(__name__)
 backoff = wait_exponential_jitter(multiplier=2, max=300, jitter=2)
 _body = jinja2.Environment(
