@@ -1,16 +1,16 @@
 """One factory for the check DAGs: explicit timetable in the company timezone, typed Params,
 retries, docs, and tasks that each make one call into revleak. Nothing here touches the
-warehouse at import time."""
+warehouse at import time, and the heavy modules (database driver, SQL, tickets) are imported
+inside the tasks so each DAG file parses fast."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from revleak import pipeline
-from revleak.checks import DataMissing
 from revleak.config import DEFAULT_OWNERS, load_config
 
 CRON = {"daily": "0 {hour} * * *", "weekly": "0 {hour} * * 1", "quarterly": "0 {hour} 1 1,4,7,10 *"}
@@ -30,9 +30,23 @@ PARAMS = {
 
 
 def _run():
+    from revleak import pipeline
+
     ctx = get_current_context()
     logical_date = ctx.get("logical_date") or ctx["dag_run"].run_after
     return pipeline.check_run(ctx["dag"].dag_id, logical_date, dict(ctx["params"]))
+
+
+def failure_notifier(check_id: str, config) -> SmtpNotifier:
+    """Mail the check's owner when a task fails (e.g. data_missing), through the SMTP
+    connection ``revleak_alerts``."""
+    route = next((r for r in config.routes if check_id in r.match.get("check", [])),
+                 config.fallback)
+    return SmtpNotifier(
+        to=route.owner.email, smtp_conn_id="revleak_alerts",
+        subject=f"[revleak] {check_id} failed: {{{{ ti.task_id }}}} ({{{{ ds }}}})",
+        html_content="{{ ti.task_id }} of {{ dag.dag_id }} failed for {{ ds }}: "
+                     "{{ exception }}<br>Log: {{ ti.log_url }}")
 
 
 def check_dag(check_id: str, doc_md: str, cadence: str):
@@ -50,13 +64,17 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
         doc_md=doc_md,
         tags=["revleak", cadence, DEFAULT_OWNERS[check_id].lower().replace(" ", "_")],
         default_args={"owner": DEFAULT_OWNERS[check_id], "retries": 2,
-                      "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True},
+                      "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True,
+                      "on_failure_callback": failure_notifier(check_id, config)},
         params=PARAMS,
     )
     def check():
         @task
         def check_sources() -> dict:
             """Refuse to judge missing or stale books (a failed, clearly named task)."""
+            from revleak import pipeline
+            from revleak.checks import DataMissing
+
             try:
                 return pipeline.check_sources(_run())
             except DataMissing as e:
@@ -65,16 +83,22 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
         @task
         def reconcile() -> dict:
             """Run the check's SQL in the warehouse."""
+            from revleak import pipeline
+
             return pipeline.reconcile(_run())
 
         @task
         def record_findings() -> dict:
             """Upsert findings by fingerprint; resolve the ones whose gap closed."""
+            from revleak import pipeline
+
             return pipeline.record_findings(_run(), get_current_context()["params"]["dry_run"])
 
         @task
         def relay_tickets() -> str:
             """Deliver ticket events (open, update, escalate, resolve); none on a dry run."""
+            from revleak import pipeline
+
             if get_current_context()["params"]["dry_run"]:
                 raise AirflowSkipException("dry run: no ticket events")
             return pipeline.relay_tickets()
@@ -82,6 +106,8 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
         @task(trigger_rule="none_failed")
         def summarize(summary: dict) -> str:
             """Say what was found: count, gap, the top 5 by time-weighted loss."""
+            from revleak import pipeline
+
             text = pipeline.format_summary(summary)
             print(text)
             return text

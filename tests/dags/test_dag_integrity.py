@@ -49,6 +49,7 @@ def test_dag_ids_are_the_contract_ids_and_files_are_named_by_them(dagbag):
 
 
 def test_each_dag_is_well_kept(dagbag):
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
     from airflow.sdk import CronTriggerTimetable
 
     for dag in dagbag.dags.values():
@@ -60,6 +61,10 @@ def test_each_dag_is_well_kept(dagbag):
         for task in dag.tasks:
             assert task.owner and task.owner != "airflow"
             assert task.retries >= 2
+            notifiers = task.on_failure_callback
+            notifiers = notifiers if isinstance(notifiers, list) else [notifiers]
+            assert any(isinstance(n, SmtpNotifier) and n.smtp_conn_id == "revleak_alerts"
+                       for n in notifiers)
         for name, param in dag.params.items():
             assert param.schema.get("type"), f"{dag.dag_id}.{name} needs a JSON-schema type"
 
