@@ -25,7 +25,9 @@ def free_port() -> int:
 
 
 class RunningAirflow:
-    def __init__(self, home: Path, metadata_uri: str, extra_env: dict[str, str]):
+    def __init__(self, home: Path, metadata_uri: str, extra_env: dict[str, str],
+                 components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")):
+        self.components = components
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -35,6 +37,7 @@ class RunningAirflow:
             **os.environ, **extra_env,
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
@@ -60,8 +63,8 @@ class RunningAirflow:
     def start(self) -> RunningAirflow:
         self.airflow("db", "migrate")
         exe = str(Path(sys.executable).with_name("airflow"))
-        for component in (["api-server", "--port", str(self.port)], ["scheduler"],
-                          ["dag-processor"]):
+        for name in self.components:
+            component = [name, "--port", str(self.port)] if name == "api-server" else [name]
             log = open(self.home / f"{component[0]}.log", "w")  # noqa: SIM115
             self.procs.append(subprocess.Popen([exe, *component], env=self.env, stdout=log,
                                                stderr=subprocess.STDOUT,
