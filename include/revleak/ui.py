@@ -5,12 +5,13 @@ warehouse through the ``revleak_warehouse`` connection and uses Airflow's authen
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import date
 
 import jinja2
-from fastapi import Depends, FastAPI, Query
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse, StreamingResponse
 
 from revleak import findings, warehouse
 
@@ -98,4 +99,35 @@ def create_app() -> FastAPI:
                            if f["entity_type"] != "portfolio"),
             user=getattr(user, "get_name", lambda: "")())
 
+    @app.get("/reports/{check_id}.csv")
+    def latest_report(check_id: str, user=Depends(_user())):  # noqa: B008
+        """The latest run of a check as a CSV report: every finding that date saw."""
+        with warehouse.connect() as conn:
+            as_of = findings.latest_as_of(conn, check_id)
+        if as_of is None:
+            raise HTTPException(404, f"no successful run of {check_id}")
+        return StreamingResponse(
+            _csv_rows(check_id, as_of), media_type="text/csv", headers={
+                "Content-Disposition": f'attachment; filename="{check_id}_{as_of}.csv"'})
+
     return app
+
+
+REPORT_COLUMNS = ("fingerprint", "check", "category", "entity_type", "entity_id", "customer_id",
+                  "as_of", "expected_amount", "actual_amount", "gap_amount", "currency",
+                  "gap_amount_base", "gap_pct", "days_outstanding", "time_weighted_loss",
+                  "status", "due_date", "ticket_key")
+
+
+def _csv_rows(check_id: str, as_of: date):
+    """Stream the report a row at a time (memory stays flat)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*REPORT_COLUMNS, "owner"])
+    with warehouse.connect() as conn, conn.transaction():
+        for f in findings.query(conn, check_id, as_of, "all"):
+            writer.writerow([*(f[c] for c in REPORT_COLUMNS), f["owner"].get("name")])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -78,6 +78,11 @@ def test_leakage_page_in_the_airflow_ui(airflow_ui):
         assert page.locator("#finding-count").inner_text() == str(open_findings)
         assert "renewal_miss" in page.locator("#findings").inner_text()
         assert page.locator("svg").count() >= 1  # the realization-rate trend
+        with page.expect_download() as download:
+            page.click("a.report")
+        report = Path(download.value.path()).read_text().splitlines()
+        assert report[0].startswith("fingerprint,check,category")
+        assert sum(",open," in line for line in report[1:]) == open_findings
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "leakage-page.png"), full_page=True)
         # filters: one check, resolved only
