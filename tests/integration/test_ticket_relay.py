@@ -212,3 +212,40 @@ def test_backfill_of_seven_days_opens_each_ticket_once(conn, tmp_path):
         deliver(jira)
         assert len(jira.tickets) == 3
         assert [a for a, _, _ in outbox(conn)].count("open") == 3
+
+
+def test_fixing_a_demo_leak_resolves_its_ticket(conn, tmp_path):
+    """The demo's seeded unbilled contract gets its missing invoice; the next day's run
+    resolves the finding and the webhook receives `resolve` for that fingerprint."""
+    from revleak import demo, loader
+
+    manifest = demo.generate(tmp_path / "demo", seed=7, scale="small")
+    loader.load(conn, tmp_path / "demo")
+    conn.commit()
+    as_of = date.fromisoformat(manifest["runs"][CHECK]["as_of"])
+    leak = next(x for x in manifest["leaks"]
+                if x["check"] == CHECK and x["category"] == "unbilled")
+    with WebhookServer(secret="demo") as hook:
+        pipeline.run_check(CHECK, as_of)
+        deliver(hook)
+        fix = Books()
+        fix.rows["invoices"].append({
+            "invoice_id": "FIX-1", "customer_id": leak["customer_id"],
+            "opportunity_id": leak["entity_id"], "issue_date": str(as_of + timedelta(days=1)),
+            "due_date": str(as_of + timedelta(days=31)), "currency": leak["currency"],
+            "status": "open", "kind": "invoice"})
+        fix.rows["invoice_lines"].append({
+            "invoice_id": "FIX-1", "line_no": 1, "sku": "PLAN", "quantity": "1",
+            "unit_price": leak["gap_amount"], "amount": leak["gap_amount"]})
+        fix.load(conn, tmp_path / "fix")
+        pipeline.run_check(CHECK, as_of + timedelta(days=1))
+        deliver(hook)
+        conn.commit()
+        fingerprint, status, key = conn.execute(
+            "select fingerprint, status, ticket_key from revleak.findings"
+            " where entity_id = %s", (leak["entity_id"],)).fetchone()
+        assert status == "resolved"
+        actions = [d["payload"]["action"] for d in hook.deliveries
+                   if d["payload"]["fingerprint"] == fingerprint and not d["duplicate"]]
+        assert actions == ["open", "resolve"]
+        assert key.startswith("WH-")  # the receiver's reply `key` became the ticket key
