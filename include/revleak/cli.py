@@ -43,6 +43,16 @@ class Progress:
             print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
 
 
+def _warehouse():
+    """A connection to a warehouse whose revleak schema is current."""
+    from revleak import warehouse
+
+    conn = warehouse.connect()
+    warehouse.migrate(conn)
+    conn.commit()
+    return conn
+
+
 def cmd_migrate(args) -> int:
     from revleak import warehouse
 
@@ -76,9 +86,7 @@ def cmd_load(args) -> int:
 
 
 def cmd_quarantine(args) -> int:
-    from revleak import warehouse
-
-    with warehouse.connect() as conn:
+    with _warehouse() as conn:
         rows = conn.execute(
             "select table_name, source_file, line_no, reason from revleak.quarantine"
             " where load_id = coalesce(%s, (select max(load_id) from revleak.loads))"
@@ -114,9 +122,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_findings(args) -> int:
-    from revleak import findings, warehouse
+    from revleak import findings
 
-    with warehouse.connect() as conn, conn.transaction():
+    with _warehouse() as conn, conn.transaction():
         rows = findings.query(conn, args.check, args.as_of, args.status)
         if args.format == "json":
             for row in rows:
@@ -139,11 +147,10 @@ def cmd_findings(args) -> int:
 
 
 def cmd_tickets(args) -> int:
-    from revleak import warehouse
     from revleak.tickets import relay
 
     if args.retry_failed:
-        with warehouse.connect() as conn:
+        with _warehouse() as conn:
             n = conn.execute("update revleak.ticket_outbox set status = 'pending', attempts = 0,"
                              " next_attempt_at = now() where status = 'failed'").rowcount
         print(f"{n} failed events queued again")
@@ -153,7 +160,7 @@ def cmd_tickets(args) -> int:
             raise RevleakError(f"no ticket system configured: set AIRFLOW_CONN_REVLEAK_TICKETS "
                                f"(or the Airflow connection {relay.CONN_ID})")
         print(relay.relay(dest))
-    with warehouse.connect() as conn:
+    with _warehouse() as conn:
         counts = conn.execute("select status, action, count(*) from revleak.ticket_outbox"
                               " group by 1, 2 order by 1, 2").fetchall()
         print("outbox: " + (", ".join(f"{s} {a}: {n}" for s, a, n in counts) or "empty"))

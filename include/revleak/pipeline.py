@@ -19,6 +19,7 @@ def check_run(check_id: str, logical_date: datetime, params: dict[str, Any]) -> 
 
 def check_sources(run: checks.CheckRun) -> dict:
     with warehouse.connect(autocommit=True) as conn:
+        warehouse.migrate(conn)  # a no-op once the schema is current
         return checks.check_sources(conn, run)
 
 
