@@ -182,6 +182,10 @@ def relay(dest: Destination | None = None, budget_seconds: float | None = None,
     dest = dest or destination()
     report = RelayReport()
     if dest is not None:
+        try:  # a misconfigured connection is one clear line, not a traceback per worker
+            provider_for(dest).close()
+        except ValueError as e:
+            raise RevleakError(f"connection {CONN_ID}: {e}") from None
         deadline = time.monotonic() + (budget_seconds or settings["relay_budget_seconds"])
         n = workers or settings["workers"]
         with ThreadPoolExecutor(n) as pool:
