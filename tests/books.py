@@ -52,6 +52,31 @@ class Books:
                 "unit_price": amount.lstrip("-"), "amount": amount})
         return self
 
+    def bill(self, invoice_id: str, customer_id: str, issue_date: str, due_date: str,
+             amount: str, currency: str = "USD", status: str = "open") -> Books:
+        """A stand-alone invoice of one line (no contract), for collection checks."""
+        if not any(c["customer_id"] == customer_id for c in self.rows["customers"]):
+            self.customer(customer_id, currency)
+        self.rows["invoices"].append({
+            "invoice_id": invoice_id, "customer_id": customer_id, "issue_date": issue_date,
+            "due_date": due_date, "currency": currency, "status": status, "kind": "invoice"})
+        self.rows["invoice_lines"].append({
+            "invoice_id": invoice_id, "line_no": 1, "sku": "PLAN", "quantity": "1",
+            "unit_price": amount, "amount": amount})
+        return self
+
+    def payment(self, payment_id: str, invoice_id: str | None, amount: str, attempted_at: str,
+                status: str = "succeeded", customer_id: str | None = None,
+                currency: str = "USD") -> Books:
+        if customer_id is None:
+            customer_id = next(i["customer_id"] for i in self.rows["invoices"]
+                               if i["invoice_id"] == invoice_id)
+        self.rows["payments"].append({
+            "payment_id": payment_id, "invoice_id": invoice_id or "", "customer_id": customer_id,
+            "amount": amount, "currency": currency, "attempted_at": attempted_at,
+            "status": status, "method": "card"})
+        return self
+
     def heartbeat(self, issue_date: str) -> Books:
         """A contract billed in full on ``issue_date``: proof the billing export is live."""
         self.contract("HEARTBEAT", "10.00", "2024-01-01", "2030-12-31", "one_time")

@@ -16,7 +16,7 @@ from revleak.config import DEFAULT_OWNERS, load_config
 CRON = {"daily": "0 {hour} * * *", "weekly": "0 {hour} * * 1", "quarterly": "0 {hour} 1 1,4,7,10 *"}
 INTERVAL = {"daily": timedelta(days=1), "weekly": timedelta(days=7),
             "quarterly": timedelta(days=92)}
-PARAMS = {
+PARAMS = {  # offered on each DAG's trigger form when the check has that rule
     "dry_run": Param(False, type="boolean", title="Dry run",
                      description="Write findings but send no ticket events."),
     "tolerance_pct": Param(None, type=["null", "number"], minimum=0, maximum=100,
@@ -66,7 +66,8 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
         default_args={"owner": DEFAULT_OWNERS[check_id], "retries": 2,
                       "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True,
                       "on_failure_callback": failure_notifier(check_id, config)},
-        params=PARAMS,
+        params={k: v for k, v in PARAMS.items()
+                if k == "dry_run" or k in config.rules.get(check_id, {})},
     )
     def check():
         @task

@@ -22,7 +22,7 @@ from revleak.errors import RevleakError
 from revleak.warehouse import PROJECT_ROOT
 
 CHECKS_DIR = PROJECT_ROOT / "sql" / "checks"
-RULE_VERSIONS = {"booked_vs_billed_daily": "bvb-1"}
+RULE_VERSIONS = {"booked_vs_billed_daily": "bvb-1", "billed_vs_collected_weekly": "bvc-1"}
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(CHECKS_DIR), autoescape=False,
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
@@ -56,6 +56,7 @@ class CheckRun:
             "as_of": self.as_of,
             "as_of_end": periods.day_end(self.as_of, self.config.tz),
             "base_currency": self.config.base_currency,
+            "timezone": self.config.timezone,
         }
 
     @property
@@ -92,26 +93,13 @@ def _finish(conn: psycopg.Connection, run: CheckRun, status: str, summary: dict)
 
 def check_sources(conn: psycopg.Connection, run: CheckRun) -> dict:
     """Refuse to judge books that are not there: raise DataMissing with what is missing."""
-    row = conn.execute(steps(run.check_id)["sources"], run.params).fetchone()
-    sources = dict(zip(("active_contracts", "invoices", "latest_invoice"), row, strict=True))
-    stale = run.rules["stale_after_days"]
-    problem = None
-    if sources["active_contracts"] and not sources["invoices"]:
-        problem = (f"{sources['active_contracts']} contracts are active but no invoice was issued "
-                   f"on or before {run.as_of}: load invoices.csv and invoice_lines.csv")
-    elif sources["active_contracts"] and (run.as_of - sources["latest_invoice"]).days >= stale:
-        problem = (f"no invoice issued in the {stale} days before {run.as_of} (latest "
-                   f"{sources['latest_invoice']}) while {sources['active_contracts']} contracts "
-                   "are active: the billing export looks stale; reload it")
-    elif not sources["active_contracts"] and not sources["invoices"]:
-        problem = (f"no closed-won contracts and no invoices as of {run.as_of}: "
-                   "load opportunities.csv and invoices.csv first")
+    problem, facts = conn.execute(steps(run.check_id)["sources"], run.params).fetchone()
     if problem:
         with conn.transaction():
             _start(conn, run, run.params)
-            _finish(conn, run, "data_missing", {"data_missing": problem, **_jsonable(sources)})
+            _finish(conn, run, "data_missing", {"data_missing": problem, **facts})
         raise DataMissing(f"data_missing for {run.check_id} as of {run.as_of}: {problem}")
-    return _jsonable(sources)
+    return facts
 
 
 def reconcile(conn: psycopg.Connection, run: CheckRun) -> dict:

@@ -82,6 +82,13 @@ CHECK_RULES = {
         "renewal_grace_days": (_int(0, 366), 30),
         "stale_after_days": (_int(1, 366), 7),
     },
+    "billed_vs_collected_weekly": {
+        "schedule_hour": (_int(0, 23), 6),
+        "tolerance_pct": (_decimal("0", "100"), Decimal("0.5")),
+        "tolerance_min": (_decimal("0", "1000000"), Decimal("1.00")),
+        "realization_alarm_pct": (_decimal("0", "100"), Decimal("95")),
+        "stale_after_days": (_int(1, 366), 14),
+    },
 }
 TICKETS = {
     "update_share": (_decimal("0", "100"), Decimal("0.10")),

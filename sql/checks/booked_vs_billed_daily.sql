@@ -2,13 +2,30 @@
 -- Contract §3. Steps run in order, each a statement; values are bind parameters.
 
 -- name: sources
--- The data-missing guard: are the sources this check reads there and fresh for the window?
-select (select count(*) from revleak.opportunities
-        where stage = 'closed_won' and contract_start <= %(as_of)s
-          and (contract_end >= %(as_of)s - %(billing_lag_days)s or auto_renew)) as active_contracts,
-       (select count(*) from revleak.invoices where issue_date <= %(as_of)s) as invoices,
-       (select max(issue_date) from revleak.invoices where issue_date <= %(as_of)s)
-           as latest_invoice;
+-- The data-missing guard: a problem (or NULL) and the facts it was judged on.
+with facts as (
+    select (select count(*) from revleak.opportunities
+            where stage = 'closed_won' and contract_start <= %(as_of)s
+              and (contract_end >= %(as_of)s - %(billing_lag_days)s or auto_renew))
+               as active_contracts,
+           (select count(*) from revleak.invoices where issue_date <= %(as_of)s) as invoices,
+           (select max(issue_date) from revleak.invoices where issue_date <= %(as_of)s)
+               as latest_invoice
+)
+select case
+           when active_contracts > 0 and invoices = 0 then format(
+               '%%s contracts are active but no invoice was issued on or before %%s: '
+               'load invoices.csv and invoice_lines.csv', active_contracts, %(as_of)s)
+           when active_contracts > 0 and %(as_of)s - latest_invoice >= %(stale_after_days)s
+           then format('no invoice issued in the %%s days before %%s (latest %%s) while %%s '
+                       'contracts are active: the billing export looks stale; reload it',
+                       %(stale_after_days)s, %(as_of)s, latest_invoice, active_contracts)
+           when active_contracts = 0 and invoices = 0 then format(
+               'no closed-won contracts and no invoices as of %%s: load opportunities.csv '
+               'and invoices.csv first', %(as_of)s)
+       end as problem,
+       to_jsonb(facts) as facts
+from facts;
 
 -- name: contract_gaps
 -- One row per closed-won contract booked by the as-of date: what was due, started and billed.

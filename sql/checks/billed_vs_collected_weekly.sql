@@ -1,0 +1,148 @@
+-- billed_vs_collected_weekly: was every invoice past its due date collected, and is all
+-- collected cash applied? As of the Sunday that ends the ISO week checked (contract §3).
+-- Collected = payments with status succeeded; refunded, disputed, failed and pending are not.
+
+-- name: sources
+-- The data-missing guard: a problem (or NULL) and the facts it was judged on.
+with facts as (
+    select (select count(*) from revleak.invoices
+            where kind = 'invoice' and status not in ('draft', 'void')
+              and due_date < %(as_of)s) as past_due_invoices,
+           (select count(*) from revleak.payments where attempted_at < %(as_of_end)s)
+               as payments,
+           (select max(attempted_at at time zone %(timezone)s)::date from revleak.payments
+            where attempted_at < %(as_of_end)s) as latest_payment
+)
+select case
+           when past_due_invoices > 0 and payments = 0 then format(
+               '%%s invoices are past due but no payment was attempted on or before %%s: '
+               'load payments.csv', past_due_invoices, %(as_of)s)
+           when past_due_invoices > 0 and %(as_of)s - latest_payment >= %(stale_after_days)s
+           then format('no payment attempted in the %%s days before %%s (latest %%s) while '
+                       '%%s invoices are past due: the payments export looks stale; reload it',
+                       %(stale_after_days)s, %(as_of)s, latest_payment, past_due_invoices)
+           when past_due_invoices = 0 and payments = 0 then format(
+               'no past-due invoices and no payments as of %%s: load invoices.csv and '
+               'payments.csv first', %(as_of)s)
+       end as problem,
+       to_jsonb(facts) as facts
+from facts;
+
+-- name: invoice_balances
+-- Every invoice past its due date: what was billed, what was collected, how payments went.
+create temp table invoice_balances on commit drop as
+with billed as (
+    select i.invoice_id, i.customer_id, i.opportunity_id, i.currency, i.due_date,
+           sum(l.amount) as billed
+    from revleak.invoices i
+    join revleak.invoice_lines l using (invoice_id)
+    where i.kind = 'invoice' and i.status not in ('draft', 'void')
+      and i.issue_date <= %(as_of)s and i.due_date < %(as_of)s
+    group by i.invoice_id
+),
+payments as (
+    select p.invoice_id,
+           coalesce(sum(p.amount) filter (where p.status = 'succeeded'), 0) as collected,
+           bool_or(p.status = 'disputed') as disputed,
+           bool_or(p.status = 'failed') as failed,
+           jsonb_agg(jsonb_build_object('payment_id', p.payment_id, 'status', p.status,
+                                        'amount', p.amount, 'attempted_at', p.attempted_at,
+                                        'failure_code', p.failure_code)
+                     order by p.attempted_at, p.payment_id) as attempts
+    from revleak.payments p
+    where p.invoice_id is not null and p.attempted_at < %(as_of_end)s
+    group by p.invoice_id
+)
+select b.*, coalesce(p.collected, 0) as collected, coalesce(p.disputed, false) as disputed,
+       coalesce(p.failed, false) as failed, coalesce(p.attempts, '[]') as attempts,
+       b.billed - coalesce(p.collected, 0) as outstanding,
+       greatest(b.billed * %(tolerance_pct)s / 100, %(tolerance_min)s) as tolerance,
+       case when b.currency = %(base_currency)s::text then 1 else fx.rate_to_base end as fx_rate
+from billed b
+left join payments p using (invoice_id)
+left join lateral (
+    select f.rate_to_base from revleak.fx_rates f
+    where f.currency = b.currency and f.rate_date <= %(as_of)s
+    order by f.rate_date desc limit 1
+) fx on true;
+
+-- name: findings
+create temp table run_findings on commit drop as
+with uncollected as (
+    select b.*,
+           case when b.disputed then 'disputed'
+                when b.failed and b.collected = 0 then 'payment_failed'
+                when b.collected > 0 then 'short_paid'
+                else 'unpaid' end as category
+    from invoice_balances b
+    where b.outstanding > b.tolerance
+),
+unapplied as (
+    select p.payment_id, p.customer_id, p.currency, p.amount,
+           (p.attempted_at at time zone %(timezone)s)::date as paid_on,
+           case when p.currency = %(base_currency)s::text then 1 else fx.rate_to_base end
+               as fx_rate
+    from revleak.payments p
+    left join lateral (
+        select f.rate_to_base from revleak.fx_rates f
+        where f.currency = p.currency and f.rate_date <= %(as_of)s
+        order by f.rate_date desc limit 1
+    ) fx on true
+    where p.invoice_id is null and p.status = 'succeeded' and p.attempted_at < %(as_of_end)s
+),
+portfolio as (
+    select sum(billed * fx_rate) as billed_base, sum(least(collected, billed) * fx_rate)
+               as collected_base
+    from invoice_balances
+),
+found as (
+    select md5(concat_ws(':', %(check_id)s::text, 'collection', 'invoice', u.invoice_id))
+               as fingerprint,
+           u.category, 'invoice' as entity_type, u.invoice_id as entity_id, u.customer_id,
+           u.currency, round(u.billed, 2) as expected_amount,
+           round(u.collected, 2) as actual_amount, round(u.outstanding, 2) as gap_amount,
+           round(u.outstanding * u.fx_rate, 2) as gap_amount_base,
+           round(100 * u.outstanding / nullif(u.billed, 0), 4) as gap_pct,
+           %(as_of)s - u.due_date as days_outstanding,
+           jsonb_build_object('billed', round(u.billed, 2), 'collected', round(u.collected, 2),
+                              'due_date', u.due_date, 'tolerance', round(u.tolerance, 2),
+                              'opportunity_id', u.opportunity_id, 'fx_rate', u.fx_rate,
+                              'payments', u.attempts) as evidence
+    from uncollected u
+    union all
+    select md5(concat_ws(':', %(check_id)s::text, 'unapplied_cash', 'payment', a.payment_id)),
+           'unapplied_cash', 'payment', a.payment_id, a.customer_id, a.currency,
+           round(a.amount, 2), 0, round(a.amount, 2), round(a.amount * a.fx_rate, 2), 100,
+           %(as_of)s - a.paid_on,
+           jsonb_build_object('paid_on', a.paid_on, 'fx_rate', a.fx_rate)
+    from unapplied a
+    union all
+    -- the realization-rate alarm: collected / billed of past-due invoices below the threshold
+    select md5(concat_ws(':', %(check_id)s::text, 'realization', 'portfolio', 'all')),
+           'short_paid', 'portfolio', 'all', null, %(base_currency)s::text,
+           round(p.billed_base, 2), round(p.collected_base, 2),
+           round(p.billed_base - p.collected_base, 2), round(p.billed_base - p.collected_base, 2),
+           round(100 * (p.billed_base - p.collected_base) / p.billed_base, 4),
+           (select coalesce(max(%(as_of)s - due_date), 0) from uncollected),
+           jsonb_build_object('realization_rate', round(p.collected_base / p.billed_base, 6),
+                              'alarm_below_pct', %(realization_alarm_pct)s)
+    from portfolio p
+    where p.billed_base > 0
+      and 100 * p.collected_base / p.billed_base < %(realization_alarm_pct)s
+)
+select f.*, f.gap_amount_base * f.days_outstanding as time_weighted_loss from found f;
+
+-- name: metrics
+select 'realization_rate' as metric,
+       round(sum(least(collected, billed) * fx_rate) / nullif(sum(billed * fx_rate), 0), 6),
+       jsonb_build_object('billed_base', round(sum(billed * fx_rate), 2),
+                          'collected_base', round(sum(least(collected, billed) * fx_rate), 2))
+from invoice_balances
+union all
+select 'past_due_invoices', count(*), '{}'::jsonb from invoice_balances
+union all
+select 'findings', count(*), coalesce(jsonb_object_agg(category, n), '{}')
+from (select category, count(*) as n from run_findings group by category) c
+union all
+select 'gap_base_total', coalesce(sum(gap_amount_base), 0), '{}'::jsonb
+from run_findings where entity_type <> 'portfolio';
