@@ -1,7 +1,7 @@
-"""RevOps and engineers live in the Airflow UI: a backfill created through the REST API v2
-(the call the UI's backfill dialog makes) over 14 days of booked_vs_billed_daily, with
-reprocessing of completed runs, gives the same findings as one-by-one runs, and the webhook
-receiver gets exactly one `open` per fingerprint. A triggered run's Params are validated."""
+"""RevOps and engineers live in the Airflow UI: backfills created through the REST API v2
+(the call the UI's backfill dialog makes) over 14 days of every DAG, with reprocessing of
+completed runs, give the same findings as one-by-one runs, and the webhook receiver gets
+exactly one `open` per fingerprint. A triggered run's Params are validated."""
 
 from __future__ import annotations
 
@@ -17,15 +17,16 @@ from tests.ticket_servers import WebhookServer
 
 pytestmark = pytest.mark.slow
 CHECK = "booked_vs_billed_daily"
+RUNS = {"booked_vs_billed_daily": 14, "billed_vs_collected_weekly": 2}  # runs in the span
 FIRST, DAYS = date(2026, 9, 18), 14
 
 
 def history(uri):
     with psycopg.connect(uri) as conn:
         return conn.execute(
-            "select fingerprint, as_of, status, category, gap_amount, gap_amount_base,"
-            " days_outstanding, time_weighted_loss from revleak.finding_history"
-            " order by 1, 2").fetchall()
+            "select check_id, fingerprint, as_of, status, category, gap_amount,"
+            " gap_amount_base, days_outstanding, time_weighted_loss"
+            " from revleak.finding_history order by 1, 2, 3").fetchall()
 
 
 @pytest.fixture
@@ -55,33 +56,41 @@ def cluster(pg_server, warehouse_uri, tmp_path):
 
 def test_backfill_from_the_api_matches_one_by_one_runs(cluster, pg_server, warehouse_uri):
     airflow, hook, books = cluster
-    airflow.wait_for(lambda: airflow.api("GET", f"/dags/{CHECK}").ok, 180, "the DAG to parse")
-    assert airflow.api("PATCH", f"/dags/{CHECK}", json={"is_paused": False}).ok
+    for check in RUNS:
+        airflow.wait_for(lambda c=check: airflow.api("GET", f"/dags/{c}").ok, 180,
+                         f"{check} to parse")
+        assert airflow.api("PATCH", f"/dags/{check}", json={"is_paused": False}).ok
 
     # Params are validated when a run is triggered from the API (the trigger form's call)
     bad = airflow.api("POST", f"/dags/{CHECK}/dagRuns", json={
         "logical_date": "2026-10-01T06:00:00Z", "conf": {"tolerance_pct": 500}})
     assert bad.status_code == 400 and "tolerance_pct" in bad.text
 
-    body = {"dag_id": CHECK, "from_date": f"{FIRST}T00:00:00Z",
-            "to_date": f"{FIRST + timedelta(days=DAYS - 1)}T23:59:59Z",
-            "reprocess_behavior": "completed", "max_active_runs": 1}
-    created = airflow.api("POST", "/backfills", json=body)
-    assert created.status_code == 200, created.text
+    for check in RUNS:
+        body = {"dag_id": check, "from_date": f"{FIRST}T00:00:00Z",
+                "to_date": f"{FIRST + timedelta(days=DAYS - 1)}T23:59:59Z",
+                "reprocess_behavior": "completed", "max_active_runs": 1}
+        created = airflow.api("POST", "/backfills", json=body)
+        assert created.status_code == 200, created.text
 
     def finished():
-        runs = airflow.api("GET", f"/dags/{CHECK}/dagRuns", params={"limit": 100}).json()
-        states = [r["state"] for r in runs["dag_runs"] if r["run_type"] == "backfill"]
-        assert "failed" not in states, runs
-        return len(states) == DAYS and set(states) == {"success"}
+        done = True
+        for check, expected in RUNS.items():
+            runs = airflow.api("GET", f"/dags/{check}/dagRuns", params={"limit": 100}).json()
+            states = [r["state"] for r in runs["dag_runs"] if r["run_type"] == "backfill"]
+            assert "failed" not in states, runs
+            done &= len(states) == expected and set(states) == {"success"}
+        return done
 
-    airflow.wait_for(finished, 1500, "the 14-day backfill")
+    airflow.wait_for(finished, 1500, "the backfills")
     backfilled = history(warehouse_uri)
     with psycopg.connect(warehouse_uri) as conn:
-        checked = [r[0] for r in conn.execute(
-            "select as_of from revleak.check_runs where check_id = %s and status = 'succeeded'"
-            " order by as_of", (CHECK,))]
-    assert len(checked) == DAYS and checked[-1] - checked[0] == timedelta(days=DAYS - 1)
+        checked = conn.execute(
+            "select check_id, as_of from revleak.check_runs where status = 'succeeded'"
+            " order by 1, 2").fetchall()
+    daily = [d for c, d in checked if c == CHECK]
+    assert len(daily) == DAYS and daily[-1] - daily[0] == timedelta(days=DAYS - 1)
+    assert [d.isoweekday() for c, d in checked if c != CHECK] == [7, 7]  # Sundays
 
     # the same books, checked one date at a time outside Airflow
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
@@ -93,8 +102,8 @@ def test_backfill_from_the_api_matches_one_by_one_runs(cluster, pg_server, wareh
     mp = pytest.MonkeyPatch()
     mp.setenv("AIRFLOW_CONN_REVLEAK_WAREHOUSE", one_uri)
     try:
-        for as_of in checked:
-            pipeline.run_check(CHECK, as_of)
+        for check, as_of in checked:
+            pipeline.run_check(check, as_of)
     finally:
         mp.undo()
     assert backfilled and backfilled == history(one_uri)
