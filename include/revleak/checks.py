@@ -22,7 +22,8 @@ from revleak.errors import RevleakError
 from revleak.warehouse import PROJECT_ROOT
 
 CHECKS_DIR = PROJECT_ROOT / "sql" / "checks"
-RULE_VERSIONS = {"booked_vs_billed_daily": "bvb-1", "billed_vs_collected_weekly": "bvc-1"}
+RULE_VERSIONS = {"booked_vs_billed_daily": "bvb-1", "billed_vs_collected_weekly": "bvc-1",
+                 "recognized_vs_collected_quarterly": "rvc-1"}
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(CHECKS_DIR), autoescape=False,
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 
+from revleak.checks import RULE_VERSIONS
 from revleak.errors import RevleakError
 
 
@@ -235,8 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("check", help="run one check for one as-of date (outside Airflow)",
                        description="Run a check's SQL for an as-of date and record its findings, "
                                    "as the DAG does. Use the DAGs for scheduled work.")
-    s.add_argument("check", choices=["booked_vs_billed_daily", "billed_vs_collected_weekly"],
-                   help="the check (DAG id)")
+    s.add_argument("check", choices=list(RULE_VERSIONS), help="the check (DAG id)")
     s.add_argument("--as-of", type=_date, required=True, help="check the books as of this date")
     s.add_argument("--tolerance-pct", type=float, help="override the tolerance (%% of expected)")
     s.add_argument("--billing-lag-days", type=int, help="override the billing lag")

@@ -89,6 +89,13 @@ CHECK_RULES = {
         "realization_alarm_pct": (_decimal("0", "100"), Decimal("95")),
         "stale_after_days": (_int(1, 366), 14),
     },
+    "recognized_vs_collected_quarterly": {
+        "schedule_hour": (_int(0, 23), 6),
+        "tolerance_pct": (_decimal("0", "100"), Decimal("0.5")),
+        "tolerance_min": (_decimal("0", "1000000"), Decimal("1.00")),
+        "collection_lag_days": (_int(0, 3660), 90),
+        "deposit_lag_days": (_int(0, 366), 5),
+    },
 }
 TICKETS = {
     "update_share": (_decimal("0", "100"), Decimal("0.10")),

@@ -75,7 +75,10 @@ CATEGORIES = {
     "booked_vs_billed_daily": {"unbilled", "under_billed", "over_billed", "renewal_miss"},
     "billed_vs_collected_weekly": {"unpaid", "payment_failed", "short_paid", "disputed",
                                    "unapplied_cash"},
+    "recognized_vs_collected_quarterly": {"recognized_not_collected", "payment_not_deposited"},
 }
+TEAMS = {"booked_vs_billed_daily": "RevOps", "billed_vs_collected_weekly": "Finance",
+         "recognized_vs_collected_quarterly": "Accounting"}
 
 
 @pytest.mark.parametrize("check", sorted(CATEGORIES))
@@ -97,7 +100,7 @@ def test_seeded_leaks_found_and_decoys_spared(conn, loaded, check):
         assert f["actual_amount"] == Decimal(leak["actual_amount"]), key
         assert f["currency"] == leak["currency"], key
         assert f["days_outstanding"] == leak["days_outstanding"], key
-        assert f["owner"]["team"] == {"booked_vs_billed_daily": "RevOps"}.get(check, "Finance")
+        assert f["owner"]["team"] == TEAMS[check]
         assert f["due_date"] > as_of
     decoys = {d["entity_id"] for d in manifest["decoys"] if d["check"] == check}
     assert decoys and not decoys & {entity for entity, _ in got}
