@@ -23,7 +23,8 @@ from revleak.warehouse import PROJECT_ROOT
 
 CHECKS_DIR = PROJECT_ROOT / "sql" / "checks"
 RULE_VERSIONS = {"booked_vs_billed_daily": "bvb-1", "billed_vs_collected_weekly": "bvc-1",
-                 "recognized_vs_collected_quarterly": "rvc-1"}
+                 "recognized_vs_collected_quarterly": "rvc-1",
+                 "pricing_drift_quarterly": "pd-1"}
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(CHECKS_DIR), autoescape=False,
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
@@ -55,6 +56,7 @@ class CheckRun:
             **self.rules,
             "check_id": self.check_id,
             "as_of": self.as_of,
+            "window_start": periods.window_start(self.check_id, self.as_of),
             "as_of_end": periods.day_end(self.as_of, self.config.tz),
             "base_currency": self.config.base_currency,
             "timezone": self.config.timezone,

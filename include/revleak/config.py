@@ -96,6 +96,13 @@ CHECK_RULES = {
         "collection_lag_days": (_int(0, 3660), 90),
         "deposit_lag_days": (_int(0, 366), 5),
     },
+    "pricing_drift_quarterly": {  # a price is right or wrong to the cent
+        "schedule_hour": (_int(0, 23), 6),
+        "tolerance_pct": (_decimal("0", "100"), Decimal("0")),
+        "tolerance_min": (_decimal("0", "1000000"), Decimal("0.01")),
+        "max_unapproved_discount_pct": (_decimal("0", "100"), Decimal("15")),
+        "subscription_drift_pct": (_decimal("0", "100"), Decimal("5")),
+    },
 }
 TICKETS = {
     "update_share": (_decimal("0", "100"), Decimal("0.10")),

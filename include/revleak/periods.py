@@ -43,6 +43,16 @@ def window(check_id: str, day: date) -> Window:
     return Window(date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1), as_of)
 
 
+def window_start(check_id: str, as_of: date) -> date:
+    """The first day of the period that ends on ``as_of`` for the check's cadence."""
+    cadence = CADENCE[check_id]
+    if cadence == "daily":
+        return as_of
+    if cadence == "weekly":
+        return as_of - timedelta(days=as_of.weekday())
+    return date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+
+
 def add_business_days(start: date, days: int) -> date:
     """``days`` working days (Monday–Friday) after ``start``."""
     current = start

@@ -76,9 +76,11 @@ CATEGORIES = {
     "billed_vs_collected_weekly": {"unpaid", "payment_failed", "short_paid", "disputed",
                                    "unapplied_cash"},
     "recognized_vs_collected_quarterly": {"recognized_not_collected", "payment_not_deposited"},
+    "pricing_drift_quarterly": {"expired_promo", "stacked_discount", "unapproved_discount",
+                                "grandfathered_rate", "price_mismatch"},
 }
 TEAMS = {"booked_vs_billed_daily": "RevOps", "billed_vs_collected_weekly": "Finance",
-         "recognized_vs_collected_quarterly": "Accounting"}
+         "recognized_vs_collected_quarterly": "Accounting", "pricing_drift_quarterly": "Finance"}
 
 
 @pytest.mark.parametrize("check", sorted(CATEGORIES))
