@@ -14,8 +14,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from revleak.config import DEFAULT_OWNERS, load_config
 
 CRON = {"daily": "0 {hour} * * *", "weekly": "0 {hour} * * 1", "quarterly": "0 {hour} 1 1,4,7,10 *"}
-INTERVAL = {"daily": timedelta(days=1), "weekly": timedelta(days=7),
-            "quarterly": timedelta(days=92)}
 PARAMS = {  # offered on each DAG's trigger form when the check has that rule
     "dry_run": Param(False, type="boolean", title="Dry run",
                      description="Write findings but send no ticket events."),
@@ -56,8 +54,9 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
 
     @dag(
         dag_id=check_id,
-        schedule=CronTriggerTimetable(CRON[cadence].format(hour=hour), timezone=config.timezone,
-                                      interval=INTERVAL[cadence]),
+        # logical date = trigger time, so "a run on day D" is the day it fires (contract §3);
+        # the window comes from that date, never from a data interval
+        schedule=CronTriggerTimetable(CRON[cadence].format(hour=hour), timezone=config.timezone),
         start_date=datetime(2024, 1, 1),
         catchup=False,
         max_active_runs=1,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,7 @@ from revleak.warehouse import PROJECT_ROOT
 CHECKS_DIR = PROJECT_ROOT / "sql" / "checks"
 RULE_VERSIONS = {"booked_vs_billed_daily": "bvb-1", "billed_vs_collected_weekly": "bvc-1",
                  "recognized_vs_collected_quarterly": "rvc-1",
-                 "pricing_drift_quarterly": "pd-1"}
+                 "pricing_drift_quarterly": "pd-1", "funnel_leak_weekly": "fl-1"}
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(CHECKS_DIR), autoescape=False,
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
@@ -57,6 +57,9 @@ class CheckRun:
             "check_id": self.check_id,
             "as_of": self.as_of,
             "window_start": periods.window_start(self.check_id, self.as_of),
+            "window_start_at": periods.day_end(
+                periods.window_start(self.check_id, self.as_of) - timedelta(days=1),
+                self.config.tz),
             "as_of_end": periods.day_end(self.as_of, self.config.tz),
             "base_currency": self.config.base_currency,
             "timezone": self.config.timezone,

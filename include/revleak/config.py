@@ -96,6 +96,17 @@ CHECK_RULES = {
         "collection_lag_days": (_int(0, 3660), 90),
         "deposit_lag_days": (_int(0, 366), 5),
     },
+    "funnel_leak_weekly": {
+        "schedule_hour": (_int(0, 23), 6),
+        "intake_min_pct": (_decimal("0", "100"), Decimal("95")),
+        "routing_hours": (_int(1, 720), 4),
+        "routing_max_pct": (_decimal("0", "100"), Decimal("10")),
+        "response_minutes": (_int(1, 10080), 60),
+        "response_max_pct": (_decimal("0", "100"), Decimal("30")),
+        "follow_up_hours": (_int(1, 720), 48),
+        "follow_up_max_pct": (_decimal("0", "100"), Decimal("40")),
+        "close_max_pct": (_decimal("0", "100"), Decimal("20")),
+    },
     "pricing_drift_quarterly": {  # a price is right or wrong to the cent
         "schedule_hour": (_int(0, 23), 6),
         "tolerance_pct": (_decimal("0", "100"), Decimal("0")),

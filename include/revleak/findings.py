@@ -157,7 +157,7 @@ def summarize(conn: psycopg.Connection, check_id: str, as_of: date) -> dict:
         " and entity_type <> 'portfolio'", (check_id, as_of)).fetchone()
     top = cur.execute(
         "select category, entity_type, entity_id, customer_id, currency, gap_amount,"
-        " gap_amount_base, days_outstanding, time_weighted_loss"
+        " gap_amount_base, gap_pct, days_outstanding, time_weighted_loss"
         " from revleak.finding_history where check_id = %s and as_of = %s and status = 'open'"
         " order by time_weighted_loss desc nulls last, fingerprint limit 5",
         (check_id, as_of)).fetchall()

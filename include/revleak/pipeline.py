@@ -62,9 +62,9 @@ def format_summary(summary: dict) -> str:
              f"({summary['resolved']} resolved on this date), open gap "
              f"{float(summary['gap_base']):,.2f} in base currency"]
     for i, f in enumerate(summary["top"], 1):
-        lines.append(
-            f"  {i}. {f['category']:<13} {f['entity_type']} {f['entity_id']:<12} "
-            f"gap {f['currency']} {float(f['gap_amount']):>12,.2f}  "
-            f"{f['days_outstanding']:>4} days  "
-            f"loss×days {float(f['time_weighted_loss'] or 0):>14,.0f}")
+        what = (f"gap {f['currency']} {float(f['gap_amount']):>12,.2f}  "
+                f"{f['days_outstanding']:>4} days  "
+                f"loss×days {float(f['time_weighted_loss'] or 0):>14,.0f}"
+                if f["gap_amount"] is not None else f"rate {float(f['gap_pct']):.2f}%")
+        lines.append(f"  {i}. {f['category']:<13} {f['entity_type']} {f['entity_id']:<12} {what}")
     return "\n".join(lines)

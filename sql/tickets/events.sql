@@ -55,8 +55,13 @@ events as (
                                 then 'high'
                                 when abs(coalesce(d.gap_amount_base, d.gap_amount)) >= 1000
                                 then 'medium' else 'low' end,
-               'title', format('[revleak] %%s: %%s %%s — gap %%s %%s', d.category,
-                               d.entity_type, d.entity_id, round(d.gap_amount, 2), d.currency),
+               'title', case when d.gap_amount is null
+                   then format('[revleak] %%s: %%s %%s — %%s%%%% (limit %%s%%%%)', d.category,
+                               d.entity_type, d.entity_id, d.gap_pct,
+                               d.evidence ->> 'limit_pct')
+                   else format('[revleak] %%s: %%s %%s — gap %%s %%s', d.category,
+                               d.entity_type, d.entity_id, round(d.gap_amount, 2),
+                               d.currency) end,
                'evidence', d.evidence)
     from due d
     on conflict (idempotency_key) do nothing

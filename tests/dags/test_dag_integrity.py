@@ -78,3 +78,28 @@ def test_params_accept_defaults_and_reject_a_bad_value(dagbag):
     for bad in (500, "lots", -1):
         with pytest.raises(ParamValidationError):
             params["tolerance_pct"] = bad
+
+
+@pytest.mark.parametrize(("dag_id", "fires", "as_of"), [
+    ("booked_vs_billed_daily", "2026-10-02T06:00:00+00:00", "2026-10-01"),
+    ("billed_vs_collected_weekly", "2026-10-05T06:00:00+00:00", "2026-10-04"),
+    ("funnel_leak_weekly", "2026-10-05T06:00:00+00:00", "2026-10-04"),
+    ("recognized_vs_collected_quarterly", "2026-10-01T06:00:00+00:00", "2026-09-30"),
+    ("pricing_drift_quarterly", "2026-10-01T06:00:00+00:00", "2026-09-30"),
+])
+def test_a_scheduled_run_checks_the_period_before_the_day_it_fires(dagbag, dag_id, fires,
+                                                                    as_of):
+    """The logical date of a run is the day it fires (as Airflow's scheduler and backfills
+    compute it from the serialized DAG), so its window is the contract's."""
+    from datetime import date, datetime, timedelta
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from revleak import pipeline
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags[dag_id]))
+    moment = datetime.fromisoformat(fires)
+    infos = list(serialized.iter_dagrun_infos_between(moment - timedelta(hours=1), moment))
+    assert [i.run_after for i in infos] == [moment]
+    assert infos[0].logical_date == moment
+    assert pipeline.check_run(dag_id, infos[0].logical_date, {}).as_of == date.fromisoformat(as_of)

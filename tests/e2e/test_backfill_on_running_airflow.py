@@ -18,7 +18,8 @@ from tests.ticket_servers import WebhookServer
 pytestmark = pytest.mark.slow
 CHECK = "booked_vs_billed_daily"
 RUNS = {"booked_vs_billed_daily": 14, "billed_vs_collected_weekly": 2,  # runs in the span
-        "recognized_vs_collected_quarterly": 1, "pricing_drift_quarterly": 1}
+        "recognized_vs_collected_quarterly": 1, "pricing_drift_quarterly": 1,
+        "funnel_leak_weekly": 2}
 FIRST, DAYS = date(2026, 9, 18), 14
 
 
@@ -91,7 +92,7 @@ def test_backfill_from_the_api_matches_one_by_one_runs(cluster, pg_server, wareh
             " order by 1, 2").fetchall()
     daily = [d for c, d in checked if c == CHECK]
     assert len(daily) == DAYS and daily[-1] - daily[0] == timedelta(days=DAYS - 1)
-    assert [d.isoweekday() for c, d in checked if c == "billed_vs_collected_weekly"] == [7, 7]
+    assert [d.isoweekday() for c, d in checked if c.endswith("weekly")] == [7] * 4  # Sundays
     assert [d for c, d in checked if c.endswith("quarterly")] == [date(2026, 9, 30)] * 2
 
     # the same books, checked one date at a time outside Airflow

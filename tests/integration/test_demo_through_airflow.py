@@ -78,9 +78,11 @@ CATEGORIES = {
     "recognized_vs_collected_quarterly": {"recognized_not_collected", "payment_not_deposited"},
     "pricing_drift_quarterly": {"expired_promo", "stacked_discount", "unapproved_discount",
                                 "grandfathered_rate", "price_mismatch"},
+    "funnel_leak_weekly": {"intake", "routing", "response", "follow_up", "close"},
 }
 TEAMS = {"booked_vs_billed_daily": "RevOps", "billed_vs_collected_weekly": "Finance",
-         "recognized_vs_collected_quarterly": "Accounting", "pricing_drift_quarterly": "Finance"}
+         "recognized_vs_collected_quarterly": "Accounting", "pricing_drift_quarterly": "Finance",
+         "funnel_leak_weekly": "Sales Ops"}
 
 
 @pytest.mark.parametrize("check", sorted(CATEGORIES))
@@ -97,15 +99,21 @@ def test_seeded_leaks_found_and_decoys_spared(conn, loaded, check):
     assert set(got) == set(expected)
     for key, leak in expected.items():
         f = got[key]
+        assert f["owner"]["team"] == TEAMS[check]
+        if leak["gap_amount"] is None:  # a funnel zone: a rate, not an amount
+            assert f["evidence"]["value_pct"] == float(leak["value_pct"]), key
+            assert f["evidence"]["problems"] == leak["problems"], key
+            assert f["evidence"]["population"] == leak["population"], key
+            continue
         assert f["gap_amount"] == Decimal(leak["gap_amount"]), key
         assert f["expected_amount"] == Decimal(leak["expected_amount"]), key
         assert f["actual_amount"] == Decimal(leak["actual_amount"]), key
         assert f["currency"] == leak["currency"], key
         assert f["days_outstanding"] == leak["days_outstanding"], key
-        assert f["owner"]["team"] == TEAMS[check]
         assert f["due_date"] > as_of
     decoys = {d["entity_id"] for d in manifest["decoys"] if d["check"] == check}
-    assert decoys and not decoys & {entity for entity, _ in got}
+    assert bool(decoys) == (check != "funnel_leak_weekly")
+    assert not decoys & {entity for entity, _ in got}
     if check != CHECK:
         return
     # the realization metric's total due equals the manifest's, converted on the as-of date
