@@ -57,14 +57,10 @@ select b.*, coalesce(p.collected, 0) as collected, coalesce(p.disputed, false) a
        coalesce(p.failed, false) as failed, coalesce(p.attempts, '[]') as attempts,
        b.billed - coalesce(p.collected, 0) as outstanding,
        greatest(b.billed * %(tolerance_pct)s / 100, %(tolerance_min)s) as tolerance,
-       case when b.currency = %(base_currency)s::text then 1 else fx.rate_to_base end as fx_rate
+       fx.rate as fx_rate
 from billed b
 left join payments p using (invoice_id)
-left join lateral (
-    select f.rate_to_base from revleak.fx_rates f
-    where f.currency = b.currency and f.rate_date <= %(as_of)s
-    order by f.rate_date desc limit 1
-) fx on true;
+left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = b.currency;
 
 -- name: findings
 create temp table run_findings on commit drop as
@@ -79,15 +75,9 @@ with uncollected as (
 ),
 unapplied as (
     select p.payment_id, p.customer_id, p.currency, p.amount,
-           (p.attempted_at at time zone %(timezone)s)::date as paid_on,
-           case when p.currency = %(base_currency)s::text then 1 else fx.rate_to_base end
-               as fx_rate
+           (p.attempted_at at time zone %(timezone)s)::date as paid_on, fx.rate as fx_rate
     from revleak.payments p
-    left join lateral (
-        select f.rate_to_base from revleak.fx_rates f
-        where f.currency = p.currency and f.rate_date <= %(as_of)s
-        order by f.rate_date desc limit 1
-    ) fx on true
+    left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = p.currency
     where p.invoice_id is null and p.status = 'succeeded' and p.attempted_at < %(as_of_end)s
 ),
 portfolio as (

@@ -75,16 +75,12 @@ select c.*,
        coalesce(b.billed, 0) as billed,
        coalesce(b.invoice_ids, '{}') as invoice_ids,
        r.opportunity_id is not null as renewed,
-       case when c.currency = %(base_currency)s::text then 1 else fx.rate_to_base end as fx_rate
+       fx.rate as fx_rate
 from contracts c
 left join expected e using (opportunity_id)
 left join billed b using (opportunity_id)
 left join renewed r using (opportunity_id)
-left join lateral (
-    select f.rate_to_base from revleak.fx_rates f
-    where f.currency = c.currency and f.rate_date <= %(as_of)s
-    order by f.rate_date desc limit 1
-) fx on true;
+left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = c.currency;
 
 -- name: findings
 -- Every contract whose gap is above tolerance, plus the portfolio when its total is.

@@ -94,11 +94,9 @@ drift as (
 found as (
     select d.*, d.expected - d.actual as gap,
            greatest(abs(d.expected) * %(tolerance_pct)s / 100, %(tolerance_min)s) as tolerance,
-           case when d.currency = %(base_currency)s::text then 1 else (
-               select r.rate_to_base from revleak.fx_rates r
-               where r.currency = d.currency and r.rate_date <= %(as_of)s
-               order by r.rate_date desc limit 1) end as fx_rate
+           fx.rate as fx_rate
     from drift d
+    left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = d.currency
 )
 select md5(concat_ws(':', %(check_id)s::text, f.category, 'customer_sku',
                      f.customer_id || ':' || f.sku)) as fingerprint,

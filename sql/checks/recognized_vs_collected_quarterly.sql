@@ -92,12 +92,7 @@ select f.fingerprint, f.category, f.entity_type, f.entity_id, f.customer_id, f.c
        f.evidence || jsonb_build_object('fx_rate', fx.rate) as evidence,
        round(f.gap_amount * fx.rate, 2) * f.days_outstanding as time_weighted_loss
 from found f
-left join lateral (
-    select case when f.currency = %(base_currency)s::text then 1 else (
-        select r.rate_to_base from revleak.fx_rates r
-        where r.currency = f.currency and r.rate_date <= %(as_of)s
-        order by r.rate_date desc limit 1) end as rate
-) fx on true;
+left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = f.currency;
 
 -- name: metrics
 select 'findings' as metric, count(*)::numeric as value,
