@@ -6,6 +6,7 @@ A check is one SQL file in ``sql/checks/<check_id>.sql`` made of named steps
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -87,7 +88,7 @@ def _start(conn: psycopg.Connection, run: CheckRun, params: dict) -> None:
         " on conflict (check_id, as_of) do update set status = 'running', params = excluded.params,"
         " rule_version = excluded.rule_version, attempts = check_runs.attempts + 1,"
         " started_at = now(), finished_at = null",
-        (run.check_id, run.as_of, Jsonb(_jsonable(params)), run.rule_version))
+        (run.check_id, run.as_of, Jsonb(jsonable(params)), run.rule_version))
 
 
 def _finish(conn: psycopg.Connection, run: CheckRun, status: str, summary: dict) -> None:
@@ -132,22 +133,30 @@ def reconcile(conn: psycopg.Connection, run: CheckRun) -> dict:
             " days_outstanding, time_weighted_loss,"
             " evidence || jsonb_build_object('rule_version', %s::text, 'rules', %s::jsonb)"
             " from run_findings",
-            (run.check_id, run.as_of, run.rule_version, Jsonb(_jsonable(run.rules))))
+            (run.check_id, run.as_of, run.rule_version, Jsonb(jsonable(run.rules))))
         for metric, value, detail in metrics:
             conn.execute(
                 "insert into revleak.metrics (check_id, as_of, metric, value, detail)"
                 " values (%s, %s, %s, %s, %s) on conflict (check_id, as_of, metric)"
                 " do update set value = excluded.value, detail = excluded.detail",
                 (run.check_id, run.as_of, metric, value, Jsonb(detail or {})))
-        _finish(conn, run, "running", {m: _jsonable(v) for m, v, _ in metrics})
-    return {m: _jsonable(v) for m, v, _ in metrics}
+        _finish(conn, run, "running", {m: jsonable(v) for m, v, _ in metrics})
+    return {m: jsonable(v) for m, v, _ in metrics}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, Decimal):
-        return str(value)
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):  # amounts are rounded to the cent in SQL: exact as JSON numbers
+        return float(value)
     if isinstance(value, date):
         return value.isoformat()
-    return value
+    raise TypeError(type(value))
+
+
+def to_json(value: Any) -> str:
+    """JSON text of rows, summaries and params (Decimal → number, date → ISO)."""
+    return json.dumps(value, default=_json_default)
+
+
+def jsonable(value: Any) -> Any:
+    """The same value made of plain JSON types (for Jsonb columns and XCom)."""
+    return json.loads(to_json(value))

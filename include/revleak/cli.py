@@ -124,6 +124,7 @@ def cmd_check(args) -> int:
 
 def cmd_findings(args) -> int:
     from revleak import findings
+    from revleak.checks import to_json
 
     with _warehouse() as conn, conn.transaction():
         rows = findings.query(conn, args.check, args.as_of, args.status)
@@ -131,7 +132,7 @@ def cmd_findings(args) -> int:
             for row in rows:
                 if not args.evidence:
                     row.pop("evidence")
-                print(findings.to_json(row))
+                print(to_json(row))
             return 0
         print(f"{'check':<24} {'category':<13} {'entity':<22} {'gap':>14} {'ccy':<4} "
               f"{'days':>5} {'loss×days':>14} {'status':<8} owner / due")

@@ -7,16 +7,13 @@ its own history: a backfill never reopens a finding that a later date resolved.
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import date
-from decimal import Decimal
-from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from revleak.checks import CheckRun
+from revleak.checks import CheckRun, jsonable
 from revleak.config import Config
 from revleak.tickets import outbox
 
@@ -143,8 +140,8 @@ def record(conn: psycopg.Connection, run: CheckRun, dry_run: bool = False) -> di
         conn.execute(
             "update revleak.check_runs set status = 'succeeded', finished_at = now(),"
             " summary = summary || %s where check_id = %s and as_of = %s",
-            (Jsonb(_plain(summary)), run.check_id, run.as_of))
-    return summary
+            (Jsonb(jsonable(summary)), run.check_id, run.as_of))
+    return jsonable(summary)
 
 
 def summarize(conn: psycopg.Connection, check_id: str, as_of: date) -> dict:
@@ -188,19 +185,3 @@ def query(conn: psycopg.Connection, check: str | None = None, as_of: date | None
             f" {prefix}evidence from {source} {'where ' + ' and '.join(where) if where else ''}"
             f" order by {prefix}time_weighted_loss desc nulls last, f.fingerprint", args)
         yield from cur  # a server-side cursor: rows stream, memory stays flat
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=_default))
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):  # amounts are rounded to the cent in SQL: exact as JSON numbers
-        return float(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(type(value))
-
-
-def to_json(finding: dict) -> str:
-    return json.dumps(finding, default=_default, sort_keys=False)

@@ -30,7 +30,7 @@ def reconcile(run: checks.CheckRun) -> dict:
 
 def record_findings(run: checks.CheckRun, dry_run: bool = False) -> dict:
     with warehouse.connect(autocommit=True) as conn:
-        return findings._plain(findings.record(conn, run, dry_run))
+        return findings.record(conn, run, dry_run)
 
 
 def relay_tickets() -> str:
@@ -54,7 +54,7 @@ def run_check(check_id: str, as_of: date, overrides: dict | None = None,
         warehouse.migrate(conn)
         checks.check_sources(conn, run)
         checks.reconcile(conn, run)
-        return findings._plain(findings.record(conn, run, dry_run))
+        return findings.record(conn, run, dry_run)
 
 
 def format_summary(summary: dict) -> str:

@@ -69,7 +69,7 @@ class RunningAirflow:
             self.procs.append(subprocess.Popen([exe, *component], env=self.env, stdout=log,
                                                stderr=subprocess.STDOUT,
                                                stdin=subprocess.DEVNULL))
-        self._wait(lambda: requests.get(f"{self.url}/api/v2/version", timeout=2).ok, 120,
+        self.wait_for(lambda: requests.get(f"{self.url}/api/v2/version", timeout=2).ok, 120,
                    "the API server")
         self.token = requests.post(f"{self.url}/auth/token", timeout=10, json={
             "username": "admin", "password": PASSWORD}).json()["access_token"]
@@ -89,7 +89,7 @@ class RunningAirflow:
         return requests.request(method, f"{self.url}/api/v2{path}", headers=headers,
                                 timeout=30, **kw)
 
-    def _wait(self, ready, seconds: float, what: str) -> None:
+    def wait_for(self, ready, seconds: float, what: str) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
@@ -103,5 +103,3 @@ class RunningAirflow:
         logs = {p.name: p.read_text()[-2000:] for p in self.home.glob("*.log")}
         raise AssertionError(f"{what} not ready after {seconds}s: {logs}")
 
-    def wait_for(self, ready, seconds: float, what: str) -> None:
-        self._wait(ready, seconds, what)

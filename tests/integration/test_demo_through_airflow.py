@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from revleak import connections, demo, findings, loader
+from tests.contract import CATEGORIES, OWNING_TEAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = "booked_vs_billed_daily"
@@ -71,18 +72,6 @@ def fx_on(out: Path, as_of: date) -> dict[str, Decimal]:
     return {c: r for c, (_, r) in rates.items()}
 
 
-CATEGORIES = {
-    "booked_vs_billed_daily": {"unbilled", "under_billed", "over_billed", "renewal_miss"},
-    "billed_vs_collected_weekly": {"unpaid", "payment_failed", "short_paid", "disputed",
-                                   "unapplied_cash"},
-    "recognized_vs_collected_quarterly": {"recognized_not_collected", "payment_not_deposited"},
-    "pricing_drift_quarterly": {"expired_promo", "stacked_discount", "unapproved_discount",
-                                "grandfathered_rate", "price_mismatch"},
-    "funnel_leak_weekly": {"intake", "routing", "response", "follow_up", "close"},
-}
-TEAMS = {"booked_vs_billed_daily": "RevOps", "billed_vs_collected_weekly": "Finance",
-         "recognized_vs_collected_quarterly": "Accounting", "pricing_drift_quarterly": "Finance",
-         "funnel_leak_weekly": "Sales Ops"}
 
 
 @pytest.mark.parametrize("check", sorted(CATEGORIES))
@@ -99,7 +88,7 @@ def test_seeded_leaks_found_and_decoys_spared(conn, loaded, check):
     assert set(got) == set(expected)
     for key, leak in expected.items():
         f = got[key]
-        assert f["owner"]["team"] == TEAMS[check]
+        assert f["owner"]["team"] == OWNING_TEAMS[check]
         if leak["gap_amount"] is None:  # a funnel zone: a rate, not an amount
             assert f["evidence"]["value_pct"] == float(leak["value_pct"]), key
             assert f["evidence"]["problems"] == leak["problems"], key

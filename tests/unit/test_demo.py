@@ -19,16 +19,8 @@ from dateutil.relativedelta import relativedelta
 
 from revleak import demo, periods
 from revleak.tables import TABLES
+from tests.contract import CATEGORIES
 
-CATEGORIES = {  # contract §4, by check
-    "booked_vs_billed_daily": {"unbilled", "under_billed", "over_billed", "renewal_miss"},
-    "billed_vs_collected_weekly": {"unpaid", "payment_failed", "short_paid", "disputed",
-                                   "unapplied_cash"},
-    "recognized_vs_collected_quarterly": {"recognized_not_collected", "payment_not_deposited"},
-    "pricing_drift_quarterly": {"expired_promo", "stacked_discount", "unapproved_discount",
-                                "grandfathered_rate", "price_mismatch"},
-    "funnel_leak_weekly": {"intake", "routing", "response", "follow_up", "close"},
-}
 DECOY_KINDS = {"inside_billing_lag", "within_tolerance", "overbill_credited", "paid_in_two_parts",
                "deposit_in_transit", "approved_discount", "promo_in_validity", "renewal_grace"}
 CENT = Decimal("0.01")
