@@ -1,33 +1,27 @@
 """Running a check: guard the sources, reconcile in SQL, keep the results for recording.
 
 A check is one SQL file in ``sql/checks/<check_id>.sql`` made of named steps
-(``-- name: step``). Jinja shapes the SQL; every value is a bind parameter.
+(``-- name: step``); every value is a bind parameter.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-import jinja2
 import psycopg
 from psycopg.types.json import Jsonb
 
-from revleak import periods
+from revleak import periods, sources, statements
 from revleak.config import Config
 from revleak.errors import RevleakError
-from revleak.warehouse import PROJECT_ROOT
 
-CHECKS_DIR = PROJECT_ROOT / "sql" / "checks"
 RULE_VERSIONS = {"booked_vs_billed_daily": "bvb-1", "billed_vs_collected_weekly": "bvc-1",
                  "recognized_vs_collected_quarterly": "rvc-1",
                  "pricing_drift_quarterly": "pd-1", "funnel_leak_weekly": "fl-1"}
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(CHECKS_DIR), autoescape=False,
-                          undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
 class DataMissing(RevleakError):
@@ -75,10 +69,7 @@ def steps(check_id: str) -> dict[str, str]:
     """The named SQL steps of a check, in order."""
     if check_id not in RULE_VERSIONS:
         raise RevleakError(f"unknown check {check_id!r}; known: {', '.join(RULE_VERSIONS)}")
-    text = _env.get_template(f"{check_id}.sql").render()
-    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.M)
-    return {name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2],
-                                                                strict=True)}
+    return statements.named(f"checks/{check_id}.sql")
 
 
 def _start(conn: psycopg.Connection, run: CheckRun, params: dict) -> None:
@@ -99,8 +90,8 @@ def _finish(conn: psycopg.Connection, run: CheckRun, status: str, summary: dict)
 
 
 def check_sources(conn: psycopg.Connection, run: CheckRun) -> dict:
-    """Refuse to judge books that are not there: raise DataMissing with what is missing."""
-    problem, facts = conn.execute(steps(run.check_id)["sources"], run.params).fetchone()
+    """Refuse to judge books that were not delivered: raise DataMissing saying what to load."""
+    problem, facts = sources.judge(conn, run.check_id, run.params["as_of_end"], run.config)
     if problem:
         with conn.transaction():
             _start(conn, run, run.params)
@@ -117,8 +108,6 @@ def reconcile(conn: psycopg.Connection, run: CheckRun) -> dict:
         _start(conn, run, params)
         metrics = []
         for name, statement in sql_steps.items():
-            if name == "sources":
-                continue
             cur = conn.execute(statement, params)
             if name == "metrics":
                 metrics = cur.fetchall()

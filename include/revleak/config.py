@@ -6,7 +6,8 @@ Every problem is reported as one line naming the key and what it accepts.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -71,6 +72,12 @@ def _timezone(v: Any) -> str:
     return str(v)
 
 
+def _identifier(v: Any) -> str:
+    if not (isinstance(v, str) and re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", v)):
+        raise ValueError("a column name (lower case letters, digits, _)")
+    return v
+
+
 # key → (parser, default) for each section; the YAML may set any subset.
 COMPANY = {"timezone": (_timezone, "UTC"), "base_currency": (_currency, "USD")}
 CHECK_RULES = {
@@ -80,14 +87,12 @@ CHECK_RULES = {
         "tolerance_min": (_decimal("0", "1000000"), Decimal("1.00")),
         "billing_lag_days": (_int(0, 366), 31),
         "renewal_grace_days": (_int(0, 366), 30),
-        "stale_after_days": (_int(1, 366), 7),
     },
     "billed_vs_collected_weekly": {
         "schedule_hour": (_int(0, 23), 6),
         "tolerance_pct": (_decimal("0", "100"), Decimal("0.5")),
         "tolerance_min": (_decimal("0", "1000000"), Decimal("1.00")),
         "realization_alarm_pct": (_decimal("0", "100"), Decimal("95")),
-        "stale_after_days": (_int(1, 366), 14),
     },
     "recognized_vs_collected_quarterly": {
         "schedule_hour": (_int(0, 23), 6),
@@ -120,6 +125,11 @@ TICKETS = {
     "relay_budget_seconds": (_int(1, 3600), 120),
     "max_attempts": (_int(1, 100), 10),
     "workers": (_int(1, 32), 4),
+}
+SOURCE = {"max_age_days": (_int(0, 3660), 0), "loaded_at_column": (_identifier, "")}
+REPORTS = {  # where reports are written (a folder or an ObjectStoragePath URL) and read
+    "location": (_text, ""),  # "" → $REVLEAK_HOME/reports
+    "url": (_text, ""),  # "" → Airflow's [api] base_url + /revleak/reports
 }
 OWNER = {"team": (_text, None), "name": (_text, None), "email": (_text, None),
          "account_id": (_text, "")}
@@ -169,6 +179,8 @@ class Config:
     fallback: Route
     tickets: dict[str, Any]
     source: str
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=lambda: {"location": "", "url": ""})
 
     @property
     def tz(self) -> ZoneInfo:
@@ -207,7 +219,7 @@ def parse_config(data: Any, source: str = "<memory>") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise RevleakError(f"config {source}: the file must be a YAML mapping")
-    top = {"company", "checks", "routing", "tickets"}
+    top = {"company", "checks", "routing", "tickets", "sources", "reports"}
     unknown = sorted(set(data) - top)
     if unknown:
         raise RevleakError(
@@ -225,6 +237,7 @@ def parse_config(data: Any, source: str = "<memory>") -> Config:
         for check in CHECK_IDS
     }
     tickets = _section(data.get("tickets"), TICKETS, "tickets", source)
+    sources = _sources(data.get("sources"), source)
     routing = data.get("routing") or {}
     if not isinstance(routing, dict) or set(routing) - {"rules", "fallback"}:
         raise RevleakError(f"config {source}: routing takes the keys rules and fallback")
@@ -241,7 +254,22 @@ def parse_config(data: Any, source: str = "<memory>") -> Config:
         "routing.fallback", source)
     routes = tuple(_route(r, f"routing.rules[{i}]", source) for i, r in enumerate(raw_rules))
     return Config(company["timezone"], company["base_currency"], rules, routes, fallback,
-                  tickets, source)
+                  tickets, source, sources,
+                  reports=_section(data.get("reports"), REPORTS, "reports", source))
+
+
+def _sources(raw: Any, source: str) -> dict[str, dict[str, Any]]:
+    """Freshness limits per input table (every table gets the defaults)."""
+    from revleak.tables import TABLES
+
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise RevleakError(f"config {source}: sources must be a mapping of table names")
+    unknown = sorted(set(raw) - set(TABLES))
+    if unknown:
+        raise RevleakError(f"config {source}: unknown table sources.{unknown[0]}; "
+                           f"allowed: {', '.join(TABLES)}")
+    return {t: _section(raw.get(t), SOURCE, f"sources.{t}", source) for t in TABLES}
 
 
 def _owner(raw: Any, where: str, source: str) -> Owner:

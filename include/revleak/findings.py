@@ -1,7 +1,6 @@
-"""The findings store: per-as-of history plus the current state of every leak.
-
-Upserts are keyed by fingerprint. A date older than the latest one checked only rewrites
-its own history: a backfill never reopens a finding that a later date resolved.
+"""The findings store: what each checked date saw (history), each leak's episodes (ticket
+generations) and its current state, all keyed by fingerprint and derived from the history
+alone, so the same dates run in any order give the same findings, deadlines and tickets.
 """
 
 from __future__ import annotations
@@ -13,87 +12,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from revleak import statements
 from revleak.checks import CheckRun, jsonable
 from revleak.config import Config
-from revleak.tickets import outbox
 
 FIGURES = ("category, entity_type, entity_id, customer_id, expected_amount, actual_amount,"
            " gap_amount, currency, gap_amount_base, gap_pct, days_outstanding,"
            " time_weighted_loss, evidence")
 _cursor_ids = itertools.count()
-UPDATE_FIGURES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in FIGURES.split(","))
-
-HISTORY = f"""
-delete from revleak.finding_history where check_id = %(check_id)s and as_of = %(as_of)s;
-insert into revleak.finding_history (fingerprint, as_of, check_id, status, {FIGURES})
-select fingerprint, as_of, check_id, 'open', {FIGURES}
-from revleak.check_results where check_id = %(check_id)s and as_of = %(as_of)s;
--- open on the previous date checked, gone now: resolved on this date
-insert into revleak.finding_history (fingerprint, as_of, check_id, status, {FIGURES})
-select h.fingerprint, %(as_of)s, h.check_id, 'resolved', {', '.join(
-    'h.' + c.strip() for c in FIGURES.split(','))}
-from revleak.finding_history h
-where h.check_id = %(check_id)s and h.status = 'open'
-  and h.as_of = (select max(as_of) from revleak.check_runs
-                 where check_id = %(check_id)s and as_of < %(as_of)s and status = 'succeeded')
-  and not exists (select from revleak.check_results r where r.check_id = h.check_id
-                  and r.as_of = %(as_of)s and r.fingerprint = h.fingerprint)
-"""
-
-ROUTED = """
-select r.*, route.owner, route.escalation, route.routed,
-       revleak.add_business_days(r.as_of, route.sla) as due_date
-from revleak.check_results r
-left join revleak.customers c using (customer_id)
-cross join lateral (
-    select t.owner, t.escalation, t.sla, t.routed from routes t
-    where (t.checks is null or r.check_id = any(t.checks))
-      and (t.categories is null or r.category = any(t.categories))
-      and (t.segments is null or c.segment = any(t.segments))
-      and (t.regions is null or c.region = any(t.regions))
-      and (t.min_gap is null or coalesce(r.gap_amount_base, r.gap_amount) >= t.min_gap)
-      and (t.max_gap is null or coalesce(r.gap_amount_base, r.gap_amount) < t.max_gap)
-    order by t.rule_no limit 1) route
-where r.check_id = %(check_id)s and r.as_of = %(as_of)s
-"""
-
-CURRENT = f"""
-insert into revleak.findings as f (fingerprint, check_id, as_of, first_seen_as_of, owner,
-    escalation_owner, routed, due_date, status, notified_gap, {FIGURES})
-select fingerprint, check_id, as_of, as_of, owner, escalation, routed, due_date, 'open',
-       gap_amount, {FIGURES}
-from ({ROUTED}) r
-on conflict (fingerprint) do update set {UPDATE_FIGURES},
-    as_of = excluded.as_of, owner = excluded.owner, escalation_owner = excluded.escalation_owner,
-    routed = excluded.routed, status = 'open', resolved_as_of = null,
-    first_seen_as_of = least(f.first_seen_as_of, excluded.first_seen_as_of),
-    due_date = case when f.status = 'resolved' then excluded.due_date else f.due_date end,
-    ticket_generation = f.ticket_generation + (f.status = 'resolved')::int,
-    notified_gap = case when f.status = 'resolved' then excluded.gap_amount
-                        else f.notified_gap end,
-    escalated_as_of = case when f.status = 'resolved' then null else f.escalated_as_of end,
-    updated_at = now();
-update revleak.findings f set status = 'resolved', resolved_as_of = %(as_of)s, as_of = %(as_of)s,
-    updated_at = now()
-where f.check_id = %(check_id)s and f.status = 'open'
-  and not exists (select from revleak.check_results r where r.check_id = f.check_id
-                  and r.as_of = %(as_of)s and r.fingerprint = f.fingerprint)
-"""
-
-# An older date than the latest checked: learn only what is new about the past.
-BACKFILL = f"""
-update revleak.findings f set first_seen_as_of = r.as_of
-from revleak.check_results r
-where r.check_id = %(check_id)s and r.as_of = %(as_of)s and r.fingerprint = f.fingerprint
-  and r.as_of < f.first_seen_as_of;
-insert into revleak.findings (fingerprint, check_id, as_of, first_seen_as_of, owner,
-    escalation_owner, routed, due_date, status, resolved_as_of, {FIGURES})
-select fingerprint, check_id, as_of, as_of, owner, escalation, routed, due_date, 'resolved',
-       (select min(as_of) from revleak.check_runs c where c.check_id = r.check_id
-        and c.as_of > r.as_of and c.status = 'succeeded'), {FIGURES}
-from ({ROUTED}) r
-on conflict (fingerprint) do nothing
-"""
 
 
 def latest_as_of(conn: psycopg.Connection, check_id: str) -> date | None:
@@ -121,25 +47,23 @@ def _routes(conn: psycopg.Connection, config: Config) -> None:
 
 
 def record(conn: psycopg.Connection, run: CheckRun, dry_run: bool = False) -> dict:
-    """Turn the run's results into history and current state, and (unless a dry run) the
-    ticket events they call for, in one transaction; mark the run succeeded."""
+    """Turn the run's results into history, episodes and current state, and (unless a dry run)
+    the ticket events they call for, in one transaction; mark the run succeeded. The rule that
+    makes the outcome independent of the order dates are run in: sql/findings/record.sql."""
     params = {"check_id": run.check_id, "as_of": run.as_of,
               "update_share": run.config.tickets["update_share"]}
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (run.check_id,))
         _routes(conn, run.config)
-        latest = latest_as_of(conn, run.check_id)
-        for statement in HISTORY.split(";"):
+        for statement in statements.named("findings/record.sql").values():
             conn.execute(statement, params)
-        is_latest = latest is None or run.as_of >= latest
-        for statement in (CURRENT if is_latest else BACKFILL).split(";"):
-            conn.execute(statement, params)
-        if is_latest and not dry_run:
-            conn.execute(outbox.events_sql(), params)
+        if not dry_run:
+            for statement in statements.named("tickets/events.sql").values():
+                conn.execute(statement, params)
         summary = summarize(conn, run.check_id, run.as_of)
         conn.execute(
-            "update revleak.check_runs set status = 'succeeded', finished_at = now(),"
-            " summary = summary || %s where check_id = %s and as_of = %s",
+            "update revleak.check_runs set summary = summary || %s"
+            " where check_id = %s and as_of = %s",
             (Jsonb(jsonable(summary)), run.check_id, run.as_of))
     return jsonable(summary)
 

@@ -1,31 +1,32 @@
 -- booked_vs_billed_daily: was every closed-won contract billed what its terms say, as of a date?
 -- Contract §3. Steps run in order, each a statement; values are bind parameters.
 
--- name: sources
--- The data-missing guard: a problem (or NULL) and the facts it was judged on.
-with facts as (
-    select (select count(*) from revleak.opportunities
-            where stage = 'closed_won' and contract_start <= %(as_of)s
-              and (contract_end >= %(as_of)s - %(billing_lag_days)s or auto_renew))
-               as active_contracts,
-           (select count(*) from revleak.invoices where issue_date <= %(as_of)s) as invoices,
-           (select max(issue_date) from revleak.invoices where issue_date <= %(as_of)s)
-               as latest_invoice
+-- name: contract_invoices
+-- What each invoice linked to a closed-won contract billed, in the contract's currency: an
+-- invoice in another currency counts at the fx rate of its issue date (contract §3).
+create temp table contract_invoices on commit drop as
+with invoiced as (
+    select i.opportunity_id, i.invoice_id, i.issue_date, i.currency,
+           o.currency as contract_currency,
+           sum(case when i.kind = 'credit_note' then -abs(l.amount) else l.amount end) as amount
+    from revleak.invoices i
+    join revleak.opportunities o
+      on o.opportunity_id = i.opportunity_id and o.stage = 'closed_won'
+    join revleak.invoice_lines l using (invoice_id)
+    where i.status not in ('draft', 'void')
+      and i.issue_date <= %(as_of)s
+    group by i.invoice_id, o.currency
+),
+rated as (
+    select v.*, v.currency <> v.contract_currency as converted,
+           case when v.currency = v.contract_currency then 1
+                else revleak.fx_rate(v.currency, v.issue_date, %(base_currency)s)
+                     / nullif(revleak.fx_rate(v.contract_currency, v.issue_date,
+                                              %(base_currency)s), 0)
+           end as fx_rate
+    from invoiced v
 )
-select case
-           when active_contracts > 0 and invoices = 0 then format(
-               '%%s contracts are active but no invoice was issued on or before %%s: '
-               'load invoices.csv and invoice_lines.csv', active_contracts, %(as_of)s)
-           when active_contracts > 0 and %(as_of)s - latest_invoice >= %(stale_after_days)s
-           then format('no invoice issued in the %%s days before %%s (latest %%s) while %%s '
-                       'contracts are active: the billing export looks stale; reload it',
-                       %(stale_after_days)s, %(as_of)s, latest_invoice, active_contracts)
-           when active_contracts = 0 and invoices = 0 then format(
-               'no closed-won contracts and no invoices as of %%s: load opportunities.csv '
-               'and invoices.csv first', %(as_of)s)
-       end as problem,
-       to_jsonb(facts) as facts
-from facts;
+select r.*, r.amount * r.fx_rate as billed from rated r;
 
 -- name: contract_gaps
 -- One row per closed-won contract booked by the as-of date: what was due, started and billed.
@@ -53,15 +54,14 @@ expected as (
     group by c.opportunity_id
 ),
 billed as (
-    select i.opportunity_id,
-           sum(case when i.kind = 'credit_note' then -abs(l.amount) else l.amount end) as billed,
-           array_agg(distinct i.invoice_id order by i.invoice_id) as invoice_ids
-    from revleak.invoices i
-    join revleak.invoice_lines l using (invoice_id)
-    where i.opportunity_id is not null
-      and i.status not in ('draft', 'void')
-      and i.issue_date <= %(as_of)s
-    group by i.opportunity_id
+    select opportunity_id, sum(billed) as billed,
+           array_agg(invoice_id order by invoice_id) as invoice_ids,
+           jsonb_agg(jsonb_build_object(
+               'invoice_id', invoice_id, 'issue_date', issue_date, 'currency', currency,
+               'amount', round(amount, 2), 'fx_rate', fx_rate, 'billed', round(billed, 2))
+               order by invoice_id) filter (where converted) as converted_invoices
+    from contract_invoices
+    group by opportunity_id
 ),
 renewed as (
     select distinct renewal_of as opportunity_id
@@ -74,6 +74,7 @@ select c.*,
        e.per_period,
        coalesce(b.billed, 0) as billed,
        coalesce(b.invoice_ids, '{}') as invoice_ids,
+       b.converted_invoices,
        r.opportunity_id is not null as renewed,
        fx.rate as fx_rate
 from contracts c
@@ -103,7 +104,7 @@ gaps as (
     union all
     select t.*, 'renewal_miss', t.amount, t.amount, 'renewal_miss', null
     from tolerances t
-    where not t.auto_renew and not t.renewed
+    where not t.auto_renew and not t.renewed and t.billing_frequency <> 'one_time'
       and t.contract_end < %(as_of)s - %(renewal_grace_days)s
 ),
 periods as (  -- evidence: each started period, what it expected and what billing filled it
@@ -135,13 +136,10 @@ over_since as (  -- the invoice whose billing first pushed the contract over wha
     select g.opportunity_id, min(i.issue_date) as since
     from gaps g
     join lateral (
-        select inv.invoice_id, inv.issue_date,
-               sum(sum(case when inv.kind = 'credit_note' then -abs(l.amount) else l.amount end))
-                   over (order by inv.issue_date, inv.invoice_id) as cumulative
-        from revleak.invoices inv join revleak.invoice_lines l using (invoice_id)
-        where inv.opportunity_id = g.opportunity_id and inv.status not in ('draft', 'void')
-          and inv.issue_date <= %(as_of)s
-        group by inv.invoice_id, inv.issue_date
+        select ci.issue_date,
+               sum(ci.billed) over (order by ci.issue_date, ci.invoice_id) as cumulative
+        from contract_invoices ci
+        where ci.opportunity_id = g.opportunity_id
     ) i on i.cumulative > g.started + g.tolerance
     where g.leak = 'over_billing'
     group by g.opportunity_id
@@ -168,6 +166,7 @@ contract_findings as (
                'due', round(g.due, 2), 'started', round(g.started, 2),
                'billed', round(g.billed, 2), 'tolerance', round(g.tolerance, 2),
                'fx_rate', g.fx_rate, 'invoice_ids', to_jsonb(g.invoice_ids),
+               'converted_invoices', g.converted_invoices,
                'periods', coalesce(p.periods, '[]'::jsonb)) as evidence
     from gaps g
     left join periods p using (opportunity_id, leak)

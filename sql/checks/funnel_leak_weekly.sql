@@ -2,29 +2,6 @@
 -- routing, first response, follow-up, close? One rate per zone, a finding per zone past its
 -- limit (contract §3). Week = window_start .. as_of in the company's timezone.
 
--- name: sources
--- The data-missing guard: a problem (or NULL) and the facts it was judged on.
-with facts as (
-    select (select count(*) from revleak.inbound_signals
-            where received_at >= %(window_start_at)s and received_at < %(as_of_end)s) as signals,
-           (select count(*) from revleak.opportunities
-            where created_at >= %(window_start_at)s and created_at < %(as_of_end)s)
-               as opportunities,
-           (select count(*) from revleak.opportunity_events
-            where occurred_at >= %(window_start_at)s and occurred_at < %(as_of_end)s) as events
-)
-select case
-           when signals = 0 and opportunities = 0 then format(
-               'no inbound signals and no opportunities between %%s and %%s: load '
-               'inbound_signals.csv and opportunities.csv', %(window_start)s, %(as_of)s)
-           when opportunities > 0 and events = 0 then format(
-               '%%s opportunities were created between %%s and %%s but no opportunity event '
-               'was logged: load opportunity_events.csv', opportunities, %(window_start)s,
-               %(as_of)s)
-       end as problem,
-       to_jsonb(facts) as facts
-from facts;
-
 -- name: zones
 create temp table zones on commit drop as
 with week_opps as (

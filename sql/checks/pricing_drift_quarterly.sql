@@ -2,22 +2,6 @@
 -- card, promotions and approved discounts allow? One finding per customer, SKU and kind of
 -- drift; the expected amount is what the line should have come to (contract §3).
 
--- name: sources
--- The data-missing guard: a problem (or NULL) and the facts it was judged on.
-with facts as (
-    select (select count(*) from revleak.invoices
-            where issue_date between %(window_start)s and %(as_of)s) as invoices_in_quarter,
-           (select count(*) from revleak.rate_cards) as rate_cards
-)
-select case
-           when invoices_in_quarter = 0 then format(
-               'no invoice issued between %%s and %%s: load invoices.csv and invoice_lines.csv',
-               %(window_start)s, %(as_of)s)
-           when rate_cards = 0 then 'the rate card is empty: load rate_cards.csv'
-       end as problem,
-       to_jsonb(facts) as facts
-from facts;
-
 -- name: priced_lines
 create temp table priced_lines on commit drop as
 with lines as (

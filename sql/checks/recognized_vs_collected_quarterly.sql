@@ -1,27 +1,6 @@
 -- recognized_vs_collected_quarterly: was the revenue the ledger recognized collected, and did
 -- collected cash reach the bank? As of the last day of the quarter checked (contract §3).
 
--- name: sources
--- The data-missing guard: a problem (or NULL) and the facts it was judged on.
-with facts as (
-    select (select count(*) from revleak.gl_entries
-            where account = 'revenue' and posted_date <= %(as_of)s) as revenue_entries,
-           (select count(*) from revleak.payments
-            where status = 'succeeded' and attempted_at < %(as_of_end)s) as succeeded_payments,
-           (select count(*) from revleak.bank_transactions where booked_date <= %(as_of)s)
-               as bank_transactions
-)
-select case
-           when revenue_entries = 0 then format(
-               'no revenue entries in the general ledger on or before %%s: load gl_entries.csv',
-               %(as_of)s)
-           when succeeded_payments > 0 and bank_transactions = 0 then format(
-               '%%s payments succeeded but no bank transaction is booked on or before %%s: '
-               'load bank_transactions.csv', succeeded_payments, %(as_of)s)
-       end as problem,
-       to_jsonb(facts) as facts
-from facts;
-
 -- name: findings
 create temp table run_findings on commit drop as
 with recognized as (  -- revenue recognized more than the collection lag before the as-of date

@@ -8,15 +8,13 @@ from decimal import Decimal
 import pytest
 
 from revleak import findings, pipeline
-from revleak.checks import DataMissing
 from tests.books import Books
 
 CHECK = "booked_vs_billed_daily"
-FRESH = {"stale_after_days": 366}  # these books have no recent invoices on purpose
 
 
 def found(conn, as_of, **overrides):
-    pipeline.run_check(CHECK, date.fromisoformat(as_of), {**FRESH, **overrides})
+    pipeline.run_check(CHECK, date.fromisoformat(as_of), overrides)
     conn.commit()
     return {f["entity_id"]: f for f in findings.query(conn, CHECK, date.fromisoformat(as_of))
             if f["entity_type"] == "opportunity" and f["status"] == "open"}
@@ -211,14 +209,34 @@ def test_portfolio_finding_and_realization_metric(conn, tmp_path):
     assert rate[0] == Decimal("0.5")
 
 
-def test_stale_billing_export_is_data_missing_not_a_flood_of_leaks(conn, tmp_path):
+def test_a_one_time_contract_is_never_a_renewal_miss(conn, tmp_path):
     b = Books()
-    monthly_1000(b, "S").invoice("S1", "S", "2026-01-01", "1000.00")
+    b.contract("FEE", "5000.00", "2025-01-01", "2025-03-31", "one_time") \
+        .invoice("F1", "FEE", "2025-01-05", "5000.00")   # an implementation fee, billed
+    b.contract("SUB", "1200.00", "2025-01-01", "2025-12-31", "annual") \
+        .invoice("S1", "SUB", "2025-01-05", "1200.00")   # a subscription that lapsed
     b.load(conn, tmp_path)
-    with pytest.raises(DataMissing, match="stale"):
-        pipeline.run_check(CHECK, date(2026, 6, 1))
-    conn.commit()
-    status = conn.execute("select status from revleak.check_runs where as_of = '2026-06-01'"
-                          ).fetchone()[0]
-    assert status == "data_missing"
-    assert conn.execute("select count(*) from revleak.findings").fetchone()[0] == 0
+    result = found(conn, "2026-06-01")
+    assert set(result) == {"SUB"}
+    assert result["SUB"]["category"] == "renewal_miss"
+
+
+def test_an_invoice_in_another_currency_counts_at_the_rate_of_its_issue_date(conn, tmp_path):
+    # base USD; 1 GBP = 1.30 USD from Jan 1, 1.20 USD from Mar 1 (the as-of rate must not be used)
+    b = Books().fx("GBP", "2026-01-01", "1.30").fx("GBP", "2026-03-01", "1.20")
+    b.contract("RIGHT", "12000.00", "2026-01-01", "2026-12-31", "one_time", currency="GBP") \
+        .invoice("R1", "RIGHT", "2026-02-01", "15600.00", currency="USD")   # = 12,000 GBP
+    b.contract("SHORT", "10000.00", "2026-01-01", "2026-12-31", "one_time", currency="GBP") \
+        .invoice("W1", "SHORT", "2026-02-01", "10000.00", currency="USD")   # = 7,692.31 GBP
+    b.load(conn, tmp_path)
+    result = found(conn, "2026-04-01")
+    assert set(result) == {"SHORT"}
+    f = result["SHORT"]
+    # 10,000 USD × (1 / 1.30) = 7,692.3077 GBP billed; gap 2,307.69 GBP, 2,769.23 USD at 1.20
+    assert (f["currency"], f["expected_amount"], f["actual_amount"], f["gap_amount"]) == (
+        "GBP", Decimal("10000.0000"), Decimal("7692.3100"), Decimal("2307.6900"))
+    assert f["gap_amount_base"] == Decimal("2769.2300")
+    [invoice] = f["evidence"]["converted_invoices"]
+    assert (invoice["invoice_id"], invoice["currency"], invoice["amount"], invoice["billed"]) == (
+        "W1", "USD", 10000.0, 7692.31)
+    assert round(invoice["fx_rate"], 6) == round(1 / 1.30, 6)

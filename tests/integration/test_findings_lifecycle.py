@@ -14,7 +14,6 @@ from revleak import findings, pipeline
 from tests.books import Books
 
 CHECK = "booked_vs_billed_daily"
-FRESH = {"stale_after_days": 366}
 DAYS = [date(2026, 3, 28) + timedelta(days=i) for i in range(7)]
 
 
@@ -42,7 +41,7 @@ def books_with_a_leak_that_closes(tmp_path, conn):
 
 
 def run(day):
-    pipeline.run_check(CHECK, day, FRESH)
+    pipeline.run_check(CHECK, day)
 
 
 def test_rerun_and_backfill_reproduce_findings_and_history(conn, tmp_path):
@@ -130,7 +129,7 @@ def _split(total: str, n: int) -> list[str]:
 def test_row_order_and_line_splits_never_change_findings(conn, tmp_path_factory, parts, seed):
     _reset(conn)
     _varied_books([1] * 5).load(conn, tmp_path_factory.mktemp("base"))
-    pipeline.run_check(CHECK, date(2026, 5, 10), FRESH)
+    pipeline.run_check(CHECK, date(2026, 5, 10))
     conn.commit()
     expected = _findings(conn)
     assert expected  # Q, R and S all leak
@@ -141,6 +140,6 @@ def test_row_order_and_line_splits_never_change_findings(conn, tmp_path_factory,
     for rows in b.rows.values():
         rng.shuffle(rows)
     b.load(conn, tmp_path_factory.mktemp("varied"))
-    pipeline.run_check(CHECK, date(2026, 5, 10), FRESH)
+    pipeline.run_check(CHECK, date(2026, 5, 10))
     conn.commit()
     assert _findings(conn) == expected
