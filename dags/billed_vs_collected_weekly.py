@@ -15,9 +15,11 @@ The run refuses to judge when the payments export is missing or stale (`data_mis
 **Params:** `dry_run`, and overrides of the tolerance for this run.
 """
 
+from pathlib import Path
+
 from revleak.airflow_dags import check_dag
 
-dag = check_dag("billed_vs_collected_weekly", __doc__, cadence="weekly")
+dag = check_dag(Path(__file__).stem, __doc__)
 
 if __name__ == "__main__":
     dag.test()

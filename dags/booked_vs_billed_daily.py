@@ -15,9 +15,11 @@ stale (`data_missing`).
 **Params:** `dry_run`, and overrides of the tolerance and billing lag for this run.
 """
 
+from pathlib import Path
+
 from revleak.airflow_dags import check_dag
 
-dag = check_dag("booked_vs_billed_daily", __doc__, cadence="daily")
+dag = check_dag(Path(__file__).stem, __doc__)
 
 if __name__ == "__main__":
     dag.test()

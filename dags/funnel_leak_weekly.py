@@ -15,9 +15,11 @@ Evidence lists the population, the problems and a sample of opportunity or signa
 **Params:** `dry_run`.
 """
 
+from pathlib import Path
+
 from revleak.airflow_dags import check_dag
 
-dag = check_dag("funnel_leak_weekly", __doc__, cadence="weekly")
+dag = check_dag(Path(__file__).stem, __doc__)
 
 if __name__ == "__main__":
     dag.test()

@@ -16,9 +16,11 @@ subscription drift. The run refuses to judge without invoices or a rate card.
 **Params:** `dry_run`, and overrides of the tolerance for this run.
 """
 
+from pathlib import Path
+
 from revleak.airflow_dags import check_dag
 
-dag = check_dag("pricing_drift_quarterly", __doc__, cadence="quarterly")
+dag = check_dag(Path(__file__).stem, __doc__)
 
 if __name__ == "__main__":
     dag.test()

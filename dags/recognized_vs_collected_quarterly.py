@@ -14,9 +14,11 @@ the bank export is missing (`data_missing`).
 **Params:** `dry_run`, and overrides of the tolerance for this run.
 """
 
+from pathlib import Path
+
 from revleak.airflow_dags import check_dag
 
-dag = check_dag("recognized_vs_collected_quarterly", __doc__, cadence="quarterly")
+dag = check_dag(Path(__file__).stem, __doc__)
 
 if __name__ == "__main__":
     dag.test()

@@ -11,10 +11,11 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from revleak.config import DEFAULT_OWNERS, load_config
+from revleak.config import load_config
+from revleak.registry import CHECKS
 
 CRON = {"daily": "0 {hour} * * *", "weekly": "0 {hour} * * 1", "quarterly": "0 {hour} 1 1,4,7,10 *"}
-PARAMS = {  # offered on each DAG's trigger form when the check has that rule
+PARAMS = {  # offered on a DAG's trigger form: dry_run, and the rules its spec names
     "dry_run": Param(False, type="boolean", title="Dry run",
                      description="Write findings but send no ticket events."),
     "tolerance_pct": Param(None, type=["null", "number"], minimum=0, maximum=100,
@@ -38,8 +39,9 @@ def _run():
 def failure_notifier(check_id: str, config) -> SmtpNotifier:
     """Mail the check's owner when a task fails (e.g. data_missing), through the SMTP
     connection ``revleak_alerts``."""
-    route = next((r for r in config.routes if check_id in r.match.get("check", [])),
-                 config.fallback)
+    route = next((r for r in config.routes if check_id in (r.match.check or [check_id])
+                  and not (r.match.segment or r.match.region or r.match.category
+                           or r.match.min_gap_base is not None)), config.fallback)
     return SmtpNotifier(
         to=route.owner.email, smtp_conn_id="revleak_alerts",
         subject=f"[revleak] {check_id} failed: {{{{ ti.task_id }}}} ({{{{ ds }}}})",
@@ -47,10 +49,11 @@ def failure_notifier(check_id: str, config) -> SmtpNotifier:
                      "{{ exception }}<br>Log: {{ ti.log_url }}")
 
 
-def check_dag(check_id: str, doc_md: str, cadence: str):
-    """Build the DAG for one check of the contract's §3."""
-    config = load_config()
-    hour = config.rules.get(check_id, {}).get("schedule_hour", 6)
+def check_dag(check_id: str, doc_md: str):
+    """Build the DAG for one check of the contract's §3, as the registry describes it."""
+    spec, config = CHECKS[check_id], load_config()
+    cadence = spec.cadence
+    hour = config.rules[check_id]["schedule_hour"]
 
     @dag(
         dag_id=check_id,
@@ -61,12 +64,11 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
         catchup=False,
         max_active_runs=1,
         doc_md=doc_md,
-        tags=["revleak", cadence, DEFAULT_OWNERS[check_id].lower().replace(" ", "_")],
-        default_args={"owner": DEFAULT_OWNERS[check_id], "retries": 2,
+        tags=["revleak", cadence, spec.owner.lower().replace(" ", "_")],
+        default_args={"owner": spec.owner, "retries": 2,
                       "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True,
                       "on_failure_callback": failure_notifier(check_id, config)},
-        params={k: v for k, v in PARAMS.items()
-                if k == "dry_run" or k in config.rules.get(check_id, {})},
+        params={k: PARAMS[k] for k in ("dry_run", *spec.params)},
     )
     def check():
         @task
@@ -96,12 +98,18 @@ def check_dag(check_id: str, doc_md: str, cadence: str):
 
         @task
         def relay_tickets() -> str:
-            """Deliver ticket events (open, update, escalate, resolve); none on a dry run."""
+            """Deliver ticket events (open, update, escalate, resolve); none on a dry run.
+            Events that failed, or credentials the ticket system refused, fail the task at once
+            (no retry: a person has to act) so the failure notifier fires."""
             from revleak import pipeline
+            from revleak.tickets.relay import TicketsFailed
 
             if get_current_context()["params"]["dry_run"]:
                 raise AirflowSkipException("dry run: no ticket events")
-            return pipeline.relay_tickets()
+            try:
+                return pipeline.relay_tickets()
+            except TicketsFailed as e:
+                raise AirflowFailException(str(e)) from None
 
         @task(trigger_rule="none_failed")
         def summarize(summary: dict) -> str:

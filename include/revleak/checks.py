@@ -18,10 +18,7 @@ from psycopg.types.json import Jsonb
 from revleak import periods, sources, statements
 from revleak.config import Config
 from revleak.errors import RevleakError
-
-RULE_VERSIONS = {"booked_vs_billed_daily": "bvb-1", "billed_vs_collected_weekly": "bvc-1",
-                 "recognized_vs_collected_quarterly": "rvc-1",
-                 "pricing_drift_quarterly": "pd-1", "funnel_leak_weekly": "fl-1"}
+from revleak.registry import CHECKS
 
 
 class DataMissing(RevleakError):
@@ -39,7 +36,7 @@ class CheckRun:
 
     @property
     def rules(self) -> dict[str, Any]:
-        rules = dict(self.config.rules.get(self.check_id, {}))
+        rules = dict(self.config.rules[self.check_id])
         for key, value in self.overrides.items():
             if value is not None and key in rules:
                 rules[key] = Decimal(str(value)) if isinstance(rules[key], Decimal) else value
@@ -62,14 +59,14 @@ class CheckRun:
 
     @property
     def rule_version(self) -> str:
-        return RULE_VERSIONS[self.check_id]
+        return CHECKS[self.check_id].rule_version
 
 
 def steps(check_id: str) -> dict[str, str]:
     """The named SQL steps of a check, in order."""
-    if check_id not in RULE_VERSIONS:
-        raise RevleakError(f"unknown check {check_id!r}; known: {', '.join(RULE_VERSIONS)}")
-    return statements.named(f"checks/{check_id}.sql")
+    if check_id not in CHECKS:
+        raise RevleakError(f"unknown check {check_id!r}; known: {', '.join(CHECKS)}")
+    return statements.named(CHECKS[check_id].sql)
 
 
 def _start(conn: psycopg.Connection, run: CheckRun, params: dict) -> None:

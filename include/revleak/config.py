@@ -1,216 +1,253 @@
-"""Configuration: one YAML file in the repo (override with REVLEAK_CONFIG), validated up front.
-
-Every problem is reported as one line naming the key and what it accepts.
+"""Configuration: one YAML file in the repo (override with REVLEAK_CONFIG), validated up front
+by pydantic models. Every problem is reported as one line naming the key and what it accepts.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from revleak.errors import RevleakError
+from revleak.registry import CHECK_IDS, CHECKS
+from revleak.tables import TABLES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PATH = PROJECT_ROOT / "config" / "revleak.yaml"
+DEFAULT_OWNERS = {check_id: spec.owner for check_id, spec in CHECKS.items()}
+CHECK_RULES = {check_id: spec.rules.model_fields for check_id, spec in CHECKS.items()}
 
-CHECK_IDS = (
-    "booked_vs_billed_daily",
-    "billed_vs_collected_weekly",
-    "funnel_leak_weekly",
-    "recognized_vs_collected_quarterly",
-    "pricing_drift_quarterly",
-)
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Column = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+Names = Annotated[list[Text], Field(min_length=1)]
 
 
-def _int(lo: int, hi: int):
-    def parse(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ValueError(f"a whole number from {lo} to {hi}")
-        return v
-
-    return parse
-
-
-def _decimal(lo: str, hi: str):
-    def parse(v: Any) -> Decimal:
-        try:
-            d = Decimal(str(v))
-        except InvalidOperation:
-            d = None
-        if isinstance(v, bool) or d is None or not Decimal(lo) <= d <= Decimal(hi):
-            raise ValueError(f"a number from {lo} to {hi}")
-        return d
-
-    return parse
-
-
-def _text(v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise ValueError("a non-empty text")
-    return v
-
-
-def _currency(v: Any) -> str:
-    if not (isinstance(v, str) and len(v) == 3 and v.isalpha() and v.isupper()):
-        raise ValueError("an ISO 4217 code such as USD or EUR")
-    return v
-
-
-def _timezone(v: Any) -> str:
+def _timezone(value: str) -> str:
     try:
-        ZoneInfo(str(v))
+        ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("an IANA timezone name such as UTC or Europe/Berlin") from None
-    return str(v)
+    return value
 
 
-def _identifier(v: Any) -> str:
-    if not (isinstance(v, str) and re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", v)):
-        raise ValueError("a column name (lower case letters, digits, _)")
-    return v
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __getitem__(self, key: str) -> Any:  # settings read like a mapping: tickets["workers"]
+        return getattr(self, key)
 
 
-# key → (parser, default) for each section; the YAML may set any subset.
-COMPANY = {"timezone": (_timezone, "UTC"), "base_currency": (_currency, "USD")}
-CHECK_RULES = {
-    "booked_vs_billed_daily": {
-        "schedule_hour": (_int(0, 23), 6),
-        "tolerance_pct": (_decimal("0", "100"), Decimal("0.5")),
-        "tolerance_min": (_decimal("0", "1000000"), Decimal("1.00")),
-        "billing_lag_days": (_int(0, 366), 31),
-        "renewal_grace_days": (_int(0, 366), 30),
-    },
-    "billed_vs_collected_weekly": {
-        "schedule_hour": (_int(0, 23), 6),
-        "tolerance_pct": (_decimal("0", "100"), Decimal("0.5")),
-        "tolerance_min": (_decimal("0", "1000000"), Decimal("1.00")),
-        "realization_alarm_pct": (_decimal("0", "100"), Decimal("95")),
-    },
-    "recognized_vs_collected_quarterly": {
-        "schedule_hour": (_int(0, 23), 6),
-        "tolerance_pct": (_decimal("0", "100"), Decimal("0.5")),
-        "tolerance_min": (_decimal("0", "1000000"), Decimal("1.00")),
-        "collection_lag_days": (_int(0, 3660), 90),
-        "deposit_lag_days": (_int(0, 366), 5),
-    },
-    "funnel_leak_weekly": {
-        "schedule_hour": (_int(0, 23), 6),
-        "intake_min_pct": (_decimal("0", "100"), Decimal("95")),
-        "routing_hours": (_int(1, 720), 4),
-        "routing_max_pct": (_decimal("0", "100"), Decimal("10")),
-        "response_minutes": (_int(1, 10080), 60),
-        "response_max_pct": (_decimal("0", "100"), Decimal("30")),
-        "follow_up_hours": (_int(1, 720), 48),
-        "follow_up_max_pct": (_decimal("0", "100"), Decimal("40")),
-        "close_max_pct": (_decimal("0", "100"), Decimal("20")),
-    },
-    "pricing_drift_quarterly": {  # a price is right or wrong to the cent
-        "schedule_hour": (_int(0, 23), 6),
-        "tolerance_pct": (_decimal("0", "100"), Decimal("0")),
-        "tolerance_min": (_decimal("0", "1000000"), Decimal("0.01")),
-        "max_unapproved_discount_pct": (_decimal("0", "100"), Decimal("15")),
-        "subscription_drift_pct": (_decimal("0", "100"), Decimal("5")),
-    },
-}
-TICKETS = {
-    "update_share": (_decimal("0", "100"), Decimal("0.10")),
-    "relay_budget_seconds": (_int(1, 3600), 120),
-    "max_attempts": (_int(1, 100), 10),
-    "workers": (_int(1, 32), 4),
-}
-SOURCE = {"max_age_days": (_int(0, 3660), 0), "loaded_at_column": (_identifier, "")}
-REPORTS = {  # where reports are written (a folder or an ObjectStoragePath URL) and read
-    "location": (_text, ""),  # "" → $REVLEAK_HOME/reports
-    "url": (_text, ""),  # "" → Airflow's [api] base_url + /revleak/reports
-}
-OWNER = {"team": (_text, None), "name": (_text, None), "email": (_text, None),
-         "account_id": (_text, "")}
-ROUTE = {"match": (lambda v: v, {}), "owner": (lambda v: v, None),
-         "sla_business_days": (_int(0, 250), 5), "escalation": (lambda v: v, {})}
-MATCH = {"check": (lambda v: v, ""), "category": (lambda v: v, ""), "segment": (lambda v: v, ""),
-         "region": (lambda v: v, ""), "min_gap_base": (_decimal("-1e15", "1e15"), ""),
-         "max_gap_base": (_decimal("-1e15", "1e15"), "")}
-DEFAULT_OWNERS = {
-    "booked_vs_billed_daily": "RevOps",
-    "billed_vs_collected_weekly": "Finance",
-    "funnel_leak_weekly": "Sales Ops",
-    "recognized_vs_collected_quarterly": "Accounting",
-    "pricing_drift_quarterly": "Finance",
-}
+class Company(_Model):
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    base_currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
 
 
-@dataclass(frozen=True)
-class Owner:
-    team: str
-    name: str
-    email: str
+class Owner(_Model):
+    """A named person or desk; ``account_id`` (or a per-system id) names them in tickets."""
+
+    team: Text
+    name: Text
+    email: Text
     account_id: str = ""
+    jira_account_id: str = ""  # per ticket system; each falls back to account_id
+    github_login: str = ""
+    servicenow_user: str = ""  # sys_id, user_name or email of a sys_user
 
     def as_dict(self) -> dict[str, str]:
-        owner = {"team": self.team, "name": self.name, "email": self.email}
-        return owner | ({"account_id": self.account_id} if self.account_id else {})
+        return {k: v for k, v in self.model_dump().items() if v}
 
 
-@dataclass(frozen=True)
-class Route:
+class Match(_Model):
+    check: Names | None = None
+    category: Names | None = None
+    segment: Names | None = None
+    region: Names | None = None
+    min_gap_base: Decimal | None = None
+    max_gap_base: Decimal | None = None
+
+    @field_validator("check", "category", "segment", "region", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("check")
+    @classmethod
+    def _known_checks(cls, value: list[str] | None) -> list[str] | None:
+        for check in value or ():
+            if check not in CHECKS:
+                raise ValueError(f"{check!r} is not a check; allowed: {', '.join(CHECK_IDS)}")
+        return value
+
+
+class Route(_Model):
     """Who owns a finding: the first rule whose match fits (check, category, segment, region,
     gap band in base currency) names the owner, the SLA and the escalation owner."""
 
-    match: dict[str, Any]
+    match: Match = Match()
     owner: Owner
-    sla_business_days: int
-    escalation: Owner
+    sla_business_days: StrictInt = Field(5, ge=0, le=250)
+    escalation: Owner | None = None
+
+    @property
+    def escalation_owner(self) -> Owner:
+        return self.escalation or self.owner
 
 
-@dataclass(frozen=True)
-class Config:
-    timezone: str
-    base_currency: str
-    rules: dict[str, dict[str, Any]]
-    routes: tuple[Route, ...]
-    fallback: Route
-    tickets: dict[str, Any]
-    source: str
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reports: dict[str, str] = field(default_factory=lambda: {"location": "", "url": ""})
+def _contract_owners() -> list[Route]:
+    return [Route(match=Match(check=[check]), owner=Owner(
+        team=team, name=f"{team} lead", email="revleak@example.com"))
+        for check, team in DEFAULT_OWNERS.items()]
+
+
+class Routing(_Model):
+    rules: list[Route] = Field(default_factory=_contract_owners)
+    fallback: Route = Route(owner=Owner(team="RevOps", name="Revenue operations desk",
+                                        email="revops@example.com"))
+
+
+class Tickets(_Model):
+    update_share: Decimal = Field(Decimal("0.10"), ge=0, le=100)
+    relay_budget_seconds: StrictInt = Field(120, ge=1, le=3600)
+    max_attempts: StrictInt = Field(10, ge=1, le=100)
+    workers: StrictInt = Field(4, ge=1, le=32)
+    write_interval_seconds: dict[Literal["jira", "servicenow", "github", "webhook"],
+                                 Annotated[float, Field(ge=0, le=3600)]] = {"github": 1.0}
+    rate_limit_pause_seconds: float = Field(60.0, ge=0, le=3600)
+    search_settle_seconds: float = Field(60.0, ge=0, le=3600)
+
+
+class Source(_Model):
+    """Freshness of one input table: the latest load may be ``max_age_days`` before the end
+    of the as-of date; a table another tool fills names its ``loaded_at_column``."""
+
+    max_age_days: StrictInt = Field(0, ge=0, le=3660)
+    loaded_at_column: Column | None = None
+
+
+class Reports(_Model):
+    location: str = ""  # "" → $REVLEAK_HOME/reports; a folder or an ObjectStoragePath URL
+    url: str = ""  # "" → Airflow's [api] base_url + /revleak/reports
+
+
+Checks = create_model("Checks", __base__=_Model,
+                      **{check_id: (spec.rules, spec.rules()) for check_id, spec in CHECKS.items()})
+Sources = create_model("Sources", __base__=_Model,
+                       **{table: (Source, Source()) for table in TABLES})
+
+
+class Config(_Model):
+    company: Company = Company()
+    checks: Checks = Checks()
+    sources: Sources = Sources()
+    routing: Routing = Routing()
+    tickets: Tickets = Tickets()
+    reports: Reports = Reports()
+    source: str = Field("<memory>", exclude=True)  # the file it came from, for messages
+
+    @property
+    def timezone(self) -> str:
+        return self.company.timezone
+
+    @property
+    def base_currency(self) -> str:
+        return self.company.base_currency
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return ZoneInfo(self.company.timezone)
+
+    @property
+    def rules(self) -> dict[str, dict[str, Any]]:
+        """Each check's rules in force, by DAG id."""
+        return self.checks.model_dump()
+
+    def source_of(self, table: str) -> Source:
+        return getattr(self.sources, table)
+
+    @property
+    def routes(self) -> list[Route]:
+        return self.routing.rules
+
+    @property
+    def fallback(self) -> Route:
+        return self.routing.fallback
 
 
-def _section(raw: Any, spec: dict, where: str, source: str) -> dict[str, Any]:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise RevleakError(f"config {source}: {where} must be a mapping of keys to values")
-    unknown = sorted(set(raw) - set(spec))
-    if unknown:
-        raise RevleakError(
-            f"config {source}: unknown key {where}.{unknown[0]}; allowed keys: {', '.join(spec)}"
-        )
-    out = {}
-    for key, (parse, default) in spec.items():
-        if key not in raw and default is not None:
-            out[key] = default
-            continue
-        if key not in raw:
-            raise RevleakError(f"config {source}: {where}.{key} is required")
-        try:
-            out[key] = parse(raw[key])
-        except ValueError as e:
-            raise RevleakError(
-                f"config {source}: {where}.{key} must be {e} (got {raw[key]!r})"
-            ) from None
-    return out
+SECTIONS = tuple(f for f in Config.model_fields if f != "source")
+
+
+def _where(loc: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _expects(error: dict) -> str:
+    """What a key accepts, in words, from pydantic's error."""
+    ctx, kind = error.get("ctx") or {}, error["type"]
+    if kind in ("greater_than_equal", "less_than_equal", "int_type", "decimal_type",
+                "decimal_parsing", "int_parsing", "int_from_float"):
+        field = _field(error["loc"])
+        lo, hi = (next((m.ge for m in field.metadata if hasattr(m, "ge")), None),
+                  next((m.le for m in field.metadata if hasattr(m, "le")), None)) \
+            if field else (None, None)
+        what = "a whole number" if field and field.annotation is int else "a number"
+        return f"{what} from {lo} to {hi}" if lo is not None and hi is not None else what
+    if kind == "string_too_short" or kind == "missing":
+        return "a non-empty text"
+    if kind == "string_pattern_mismatch":
+        return {"base_currency": "an ISO 4217 code such as USD or EUR",
+                "loaded_at_column": "a column name (lower case letters, digits, _)"}.get(
+            str(error["loc"][-1]), f"text matching {ctx.get('pattern')}")
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return error["msg"].removeprefix("Input should be ")
+
+
+def _field(loc: tuple):
+    model: Any = Config
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        field = fields[part]
+        model = field.annotation
+    return field
+
+
+def _message(error: dict, source: str) -> str:
+    loc, kind = error["loc"], error["type"]
+    where = _where(loc)
+    if kind == "extra_forbidden":
+        parent = _field(loc[:-1]) if len(loc) > 1 else None
+        model = parent.annotation if parent else Config
+        allowed = [f for f in getattr(model, "model_fields", {}) if f != "source"]
+        if len(loc) == 1:
+            return (f"config {source}: unknown section {loc[0]!r}; "
+                    f"allowed: {', '.join(sorted(SECTIONS))}")
+        noun = {"checks": "check", "sources": "table"}.get(str(loc[-2]), "key")
+        return (f"config {source}: unknown {noun} {where}; allowed"
+                f"{' keys' if noun == 'key' else ''}: {', '.join(allowed)}")
+    if kind == "missing":
+        return f"config {source}: {where} is required"
+    if kind == "value_error" and loc[-1] == "check":
+        return f"config {source}: {where} {_expects(error)}"
+    got = error.get("input")
+    return f"config {source}: {where} must be {_expects(error)} (got {got!r})"
 
 
 def parse_config(data: Any, source: str = "<memory>") -> Config:
@@ -219,82 +256,10 @@ def parse_config(data: Any, source: str = "<memory>") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise RevleakError(f"config {source}: the file must be a YAML mapping")
-    top = {"company", "checks", "routing", "tickets", "sources", "reports"}
-    unknown = sorted(set(data) - top)
-    if unknown:
-        raise RevleakError(
-            f"config {source}: unknown section {unknown[0]!r}; allowed: {', '.join(sorted(top))}"
-        )
-    company = _section(data.get("company"), COMPANY, "company", source)
-    checks = data.get("checks") or {}
-    unknown = sorted(set(checks) - set(CHECK_IDS))
-    if unknown:
-        raise RevleakError(
-            f"config {source}: unknown check checks.{unknown[0]}; allowed: {', '.join(CHECK_IDS)}"
-        )
-    rules = {
-        check: _section(checks.get(check), CHECK_RULES.get(check, {}), f"checks.{check}", source)
-        for check in CHECK_IDS
-    }
-    tickets = _section(data.get("tickets"), TICKETS, "tickets", source)
-    sources = _sources(data.get("sources"), source)
-    routing = data.get("routing") or {}
-    if not isinstance(routing, dict) or set(routing) - {"rules", "fallback"}:
-        raise RevleakError(f"config {source}: routing takes the keys rules and fallback")
-    raw_rules = routing.get("rules")
-    if raw_rules is None:  # the contract's owners table
-        raw_rules = [{"match": {"check": check},
-                      "owner": {"team": team, "name": f"{team} lead",
-                                "email": "revleak@example.com"}}
-                     for check, team in DEFAULT_OWNERS.items()]
-    if not isinstance(raw_rules, list):
-        raise RevleakError(f"config {source}: routing.rules must be a list of rules")
-    fallback = _route(routing.get("fallback") or {"owner": {
-        "team": "RevOps", "name": "RevOps lead", "email": "revleak@example.com"}},
-        "routing.fallback", source)
-    routes = tuple(_route(r, f"routing.rules[{i}]", source) for i, r in enumerate(raw_rules))
-    return Config(company["timezone"], company["base_currency"], rules, routes, fallback,
-                  tickets, source, sources,
-                  reports=_section(data.get("reports"), REPORTS, "reports", source))
-
-
-def _sources(raw: Any, source: str) -> dict[str, dict[str, Any]]:
-    """Freshness limits per input table (every table gets the defaults)."""
-    from revleak.tables import TABLES
-
-    raw = raw or {}
-    if not isinstance(raw, dict):
-        raise RevleakError(f"config {source}: sources must be a mapping of table names")
-    unknown = sorted(set(raw) - set(TABLES))
-    if unknown:
-        raise RevleakError(f"config {source}: unknown table sources.{unknown[0]}; "
-                           f"allowed: {', '.join(TABLES)}")
-    return {t: _section(raw.get(t), SOURCE, f"sources.{t}", source) for t in TABLES}
-
-
-def _owner(raw: Any, where: str, source: str) -> Owner:
-    return Owner(**_section(raw, OWNER, where, source))
-
-
-def _route(raw: Any, where: str, source: str) -> Route:
-    r = _section(raw, ROUTE, where, source)
-    match = {k: v for k, v in _section(r["match"], MATCH, f"{where}.match", source).items()
-             if v != ""}
-    for key in ("check", "category", "segment", "region"):
-        if key in match:
-            values = match[key] if isinstance(match[key], list) else [match[key]]
-            if not values or not all(isinstance(v, str) and v for v in values):
-                raise RevleakError(f"config {source}: {where}.match.{key} must be a name or a "
-                                   "list of names")
-            match[key] = values
-    unknown = set(match.get("check", [])) - set(CHECK_IDS)
-    if unknown:
-        raise RevleakError(f"config {source}: {where}.match.check {sorted(unknown)[0]!r} is not "
-                           f"a check; allowed: {', '.join(CHECK_IDS)}")
-    owner = _owner(r["owner"], f"{where}.owner", source)
-    escalation = _owner(r["escalation"], f"{where}.escalation", source) if r["escalation"] \
-        else owner
-    return Route(match, owner, r["sla_business_days"], escalation)
+    try:
+        return Config.model_validate({**data, "source": source})
+    except ValidationError as e:
+        raise RevleakError(_message(e.errors()[0], source)) from None
 
 
 @cache

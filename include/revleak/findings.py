@@ -34,13 +34,10 @@ def _routes(conn: psycopg.Connection, config: Config) -> None:
         "create temp table routes (rule_no int, checks text[], categories text[],"
         " segments text[], regions text[], min_gap numeric, max_gap numeric, owner jsonb,"
         " escalation jsonb, sla int, routed boolean) on commit drop")
-    rows = [(n, r.match.get("check"), r.match.get("category"), r.match.get("segment"),
-             r.match.get("region"), r.match.get("min_gap_base"), r.match.get("max_gap_base"),
-             Jsonb(r.owner.as_dict()), Jsonb(r.escalation.as_dict()), r.sla_business_days, True)
-            for n, r in enumerate(config.routes)]
-    fb = config.fallback
-    rows.append((len(rows), None, None, None, None, None, None, Jsonb(fb.owner.as_dict()),
-                 Jsonb(fb.escalation.as_dict()), fb.sla_business_days, False))
+    rows = [(n, m.check, m.category, m.segment, m.region, m.min_gap_base, m.max_gap_base,
+             Jsonb(r.owner.as_dict()), Jsonb(r.escalation_owner.as_dict()),
+             r.sla_business_days, n < len(config.routes))
+            for n, (r, m) in enumerate((r, r.match) for r in (*config.routes, config.fallback))]
     with conn.cursor() as cur:
         cur.executemany("insert into routes values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         rows)

@@ -7,13 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-CADENCE = {
-    "booked_vs_billed_daily": "daily",
-    "billed_vs_collected_weekly": "weekly",
-    "funnel_leak_weekly": "weekly",
-    "recognized_vs_collected_quarterly": "quarterly",
-    "pricing_drift_quarterly": "quarterly",
-}
+from revleak.registry import CHECKS
 
 
 @dataclass(frozen=True)
@@ -31,7 +25,7 @@ def run_day(logical_date: datetime, tz: ZoneInfo) -> date:
 
 def window(check_id: str, day: date) -> Window:
     """The last complete period before day D for the check's cadence."""
-    cadence = CADENCE[check_id]
+    cadence = CHECKS[check_id].cadence
     if cadence == "daily":
         return Window(day - timedelta(days=1), day - timedelta(days=1))
     if cadence == "weekly":
@@ -45,7 +39,7 @@ def window(check_id: str, day: date) -> Window:
 
 def window_start(check_id: str, as_of: date) -> date:
     """The first day of the period that ends on ``as_of`` for the check's cadence."""
-    cadence = CADENCE[check_id]
+    cadence = CHECKS[check_id].cadence
     if cadence == "daily":
         return as_of
     if cadence == "weekly":

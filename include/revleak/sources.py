@@ -15,23 +15,14 @@ from psycopg import sql
 
 from revleak.config import Config
 from revleak.errors import RevleakError
-
-# The sources each check reads. Reference tables that may rightly be empty (promotions,
-# discount approvals) are not listed: they never make a run data_missing.
-CHECK_SOURCES: dict[str, tuple[str, ...]] = {
-    "booked_vs_billed_daily": ("opportunities", "invoices", "invoice_lines"),
-    "billed_vs_collected_weekly": ("invoices", "invoice_lines", "payments"),
-    "funnel_leak_weekly": ("inbound_signals", "opportunities", "opportunity_events"),
-    "recognized_vs_collected_quarterly": ("gl_entries", "payments", "bank_transactions"),
-    "pricing_drift_quarterly": ("invoices", "invoice_lines", "rate_cards"),
-}
+from revleak.registry import CHECKS
 
 
 def _facts_query(tables: tuple[str, ...], config: Config) -> sql.Composable:
     """One row per source: is it empty, and when was it last loaded."""
     parts = []
     for table in tables:
-        column = config.sources.get(table, {}).get("loaded_at_column")
+        column = config.sources[table].loaded_at_column
         loaded_at = (
             sql.SQL("(select max({c})::timestamptz from revleak.{t})").format(
                 c=sql.Identifier(column), t=sql.Identifier(table)) if column else
@@ -48,7 +39,7 @@ def judge(conn: psycopg.Connection, check_id: str, as_of_end: datetime,
           config: Config) -> tuple[str | None, dict[str, Any]]:
     """The problem that stops the run (or None) and the facts it was judged on."""
     try:
-        rows = conn.execute(_facts_query(CHECK_SOURCES[check_id], config)).fetchall()
+        rows = conn.execute(_facts_query(CHECKS[check_id].sources, config)).fetchall()
     except psycopg.errors.UndefinedColumn as e:
         raise RevleakError(
             f"config {config.source}: a sources.<table>.loaded_at_column is not a column of "
@@ -56,7 +47,7 @@ def judge(conn: psycopg.Connection, check_id: str, as_of_end: datetime,
     facts: dict[str, Any] = {}
     problems = []
     for source, empty, loaded_at in rows:
-        max_age = config.sources.get(source, {}).get("max_age_days", 0)
+        max_age = config.sources[source].max_age_days
         facts[source] = {"empty": empty, "loaded_at": loaded_at.isoformat() if loaded_at else None,
                          "max_age_days": max_age}
         if empty:

@@ -14,7 +14,7 @@ def test_repo_config_is_valid_and_matches_the_contract_defaults():
     assert (rules["tolerance_pct"], rules["tolerance_min"]) == (Decimal("0.5"), Decimal("1"))
     assert (rules["billing_lag_days"], rules["renewal_grace_days"]) == (31, 30)
     assert (config.timezone, config.base_currency) == ("UTC", "USD")
-    teams = {check: r.owner.team for r in config.routes for check in r.match["check"]}
+    teams = {check: r.owner.team for r in config.routes for check in r.match.check}
     assert teams["pricing_drift_quarterly"] == "Finance"
     assert teams["recognized_vs_collected_quarterly"] == "Accounting"
 
@@ -22,7 +22,7 @@ def test_repo_config_is_valid_and_matches_the_contract_defaults():
 def test_empty_config_gets_defaults():
     config = parse_config(None)
     assert config.rules["booked_vs_billed_daily"]["billing_lag_days"] == 31
-    assert {r.match["check"][0]: r.owner.team for r in config.routes}["funnel_leak_weekly"] \
+    assert {r.match.check[0]: r.owner.team for r in config.routes}["funnel_leak_weekly"] \
         == "Sales Ops"
 
 

@@ -1,0 +1,93 @@
+"""The check registry: one ``CheckSpec`` per check of the contract's §3 — its DAG id, cadence,
+default owner, rule version, the rules' schema and defaults, the rules offered on the trigger
+form, the sources it needs and its SQL file. Configuration, windows, the DAG factory, the
+command line and failure routing all read it; adding a check means one spec here, one SQL file
+(``sql/checks/<id>.sql``), one DAG file and one test file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+Cadence = Literal["daily", "weekly", "quarterly"]
+
+
+class Rules(BaseModel):
+    """Every check runs at a local hour; the rest is the check's own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schedule_hour: StrictInt = Field(6, ge=0, le=23, description="local hour the run starts")
+
+
+class Tolerance(Rules):
+    tolerance_pct: Decimal = Field(Decimal("0.5"), ge=0, le=100)
+    tolerance_min: Decimal = Field(Decimal("1.00"), ge=0, le=1_000_000)
+
+
+class BookedVsBilled(Tolerance):
+    billing_lag_days: StrictInt = Field(31, ge=0, le=366)
+    renewal_grace_days: StrictInt = Field(30, ge=0, le=366)
+
+
+class BilledVsCollected(Tolerance):
+    realization_alarm_pct: Decimal = Field(Decimal("95"), ge=0, le=100)
+
+
+class RecognizedVsCollected(Tolerance):
+    collection_lag_days: StrictInt = Field(90, ge=0, le=3660)
+    deposit_lag_days: StrictInt = Field(5, ge=0, le=366)
+
+
+class PricingDrift(Tolerance):  # a price is right or wrong to the cent
+    tolerance_pct: Decimal = Field(Decimal("0"), ge=0, le=100)
+    tolerance_min: Decimal = Field(Decimal("0.01"), ge=0, le=1_000_000)
+    max_unapproved_discount_pct: Decimal = Field(Decimal("15"), ge=0, le=100)
+    subscription_drift_pct: Decimal = Field(Decimal("5"), ge=0, le=100)
+
+
+class FunnelLeak(Rules):
+    intake_min_pct: Decimal = Field(Decimal("95"), ge=0, le=100)
+    routing_hours: StrictInt = Field(4, ge=1, le=720)
+    routing_max_pct: Decimal = Field(Decimal("10"), ge=0, le=100)
+    response_minutes: StrictInt = Field(60, ge=1, le=10080)
+    response_max_pct: Decimal = Field(Decimal("30"), ge=0, le=100)
+    follow_up_hours: StrictInt = Field(48, ge=1, le=720)
+    follow_up_max_pct: Decimal = Field(Decimal("40"), ge=0, le=100)
+    close_max_pct: Decimal = Field(Decimal("20"), ge=0, le=100)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    cadence: Cadence
+    owner: str  # the owning team of contract §3
+    rule_version: str
+    rules: type[Rules]
+    sources: tuple[str, ...]  # tables it needs delivered (empty or stale → data_missing)
+    params: tuple[str, ...] = ()  # rules a manual run may override on the trigger form
+
+    @property
+    def sql(self) -> str:
+        return f"checks/{self.id}.sql"
+
+
+TOLERANCE_PARAMS = ("tolerance_pct", "tolerance_min")
+# Reference tables that may rightly be empty (promotions, discount approvals) are no source.
+CHECKS: dict[str, CheckSpec] = {spec.id: spec for spec in (
+    CheckSpec("booked_vs_billed_daily", "daily", "RevOps", "bvb-2", BookedVsBilled,
+              ("opportunities", "invoices", "invoice_lines"),
+              (*TOLERANCE_PARAMS, "billing_lag_days")),
+    CheckSpec("billed_vs_collected_weekly", "weekly", "Finance", "bvc-1", BilledVsCollected,
+              ("invoices", "invoice_lines", "payments"), TOLERANCE_PARAMS),
+    CheckSpec("funnel_leak_weekly", "weekly", "Sales Ops", "fl-1", FunnelLeak,
+              ("inbound_signals", "opportunities", "opportunity_events")),
+    CheckSpec("recognized_vs_collected_quarterly", "quarterly", "Accounting", "rvc-1",
+              RecognizedVsCollected, ("gl_entries", "payments", "bank_transactions"),
+              TOLERANCE_PARAMS),
+    CheckSpec("pricing_drift_quarterly", "quarterly", "Finance", "pd-1", PricingDrift,
+              ("invoices", "invoice_lines", "rate_cards"), TOLERANCE_PARAMS),
+)}
+CHECK_IDS = tuple(CHECKS)
