@@ -240,3 +240,9 @@ def test_an_invoice_in_another_currency_counts_at_the_rate_of_its_issue_date(con
     assert (invoice["invoice_id"], invoice["currency"], invoice["amount"], invoice["billed"]) == (
         "W1", "USD", 10000.0, 7692.31)
     assert round(invoice["fx_rate"], 6) == round(1 / 1.30, 6)
+
+
+def test_a_one_time_contract_marked_auto_renew_is_still_billed_once(conn, tmp_path):
+    Books().contract("ONCE", "120.00", "2024-06-28", "2024-07-27", "one_time", auto_renew=True) \
+        .invoice("O1", "ONCE", "2024-06-28", "120.00").load(conn, tmp_path)
+    assert found(conn, "2025-01-01") == {}
