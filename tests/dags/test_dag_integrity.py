@@ -43,30 +43,31 @@ def test_no_import_errors(dagbag):
 
 
 def test_dag_ids_are_the_contract_ids_and_files_are_named_by_them(dagbag):
-    assert set(dagbag.dag_ids) <= set(CHECK_IDS)
+    assert set(dagbag.dag_ids) == set(CHECK_IDS)
     for dag_id, dag in dagbag.dags.items():
         assert Path(dag.fileloc).stem == dag_id
 
 
-def test_each_dag_is_well_kept(dagbag):
+@pytest.mark.parametrize("dag_id", CHECK_IDS)
+def test_each_dag_is_well_kept(dagbag, dag_id):
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
     from airflow.sdk import CronTriggerTimetable
 
-    for dag in dagbag.dags.values():
-        assert dag.tags and "revleak" in dag.tags
-        assert dag.doc_md and dag.dag_id in dag.doc_md
-        assert isinstance(dag.timetable, CronTriggerTimetable)
-        assert dag.max_active_runs == 1
-        assert not dag.catchup
-        for task in dag.tasks:
-            assert task.owner and task.owner != "airflow"
-            assert task.retries >= 2
-            notifiers = task.on_failure_callback
-            notifiers = notifiers if isinstance(notifiers, list) else [notifiers]
-            assert any(isinstance(n, SmtpNotifier) and n.smtp_conn_id == "revleak_alerts"
-                       for n in notifiers)
-        for name, param in dag.params.items():
-            assert param.schema.get("type"), f"{dag.dag_id}.{name} needs a JSON-schema type"
+    dag = dagbag.dags[dag_id]
+    assert dag.tags and "revleak" in dag.tags
+    assert dag.doc_md and dag.dag_id in dag.doc_md
+    assert isinstance(dag.timetable, CronTriggerTimetable)
+    assert dag.max_active_runs == 1
+    assert not dag.catchup
+    for task in dag.tasks:
+        assert task.owner and task.owner != "airflow"
+        assert task.retries >= 2
+        notifiers = task.on_failure_callback
+        notifiers = notifiers if isinstance(notifiers, list) else [notifiers]
+        assert any(isinstance(n, SmtpNotifier) and n.smtp_conn_id == "revleak_alerts"
+                   for n in notifiers)
+    for name, param in dag.params.items():
+        assert param.schema.get("type"), f"{dag.dag_id}.{name} needs a JSON-schema type"
 
 
 def test_params_accept_defaults_and_reject_a_bad_value(dagbag):
