@@ -41,12 +41,13 @@ with contracts as (
       and (o.closed_at is null or o.closed_at < %(as_of_end)s)
 ),
 expected as (
-    select c.opportunity_id,
-           sum(c.amount / p.periods_per_term)
-               filter (where p.period_start + %(billing_lag_days)s <= %(as_of)s) as due,
-           sum(c.amount / p.periods_per_term)
-               filter (where p.period_start <= %(as_of)s) as started,
-           max(c.amount / p.periods_per_term) as per_period
+    select c.opportunity_id,  -- one division per contract: exact to the last cent
+           max(c.amount) * count(*)
+               filter (where p.period_start + %(billing_lag_days)s <= %(as_of)s)
+               / max(p.periods_per_term) as due,
+           max(c.amount) * count(*) filter (where p.period_start <= %(as_of)s)
+               / max(p.periods_per_term) as started,
+           max(c.amount) / max(p.periods_per_term) as per_period
     from contracts c,
          revleak.billing_periods(c.contract_start, c.contract_end, c.billing_frequency,
                                  c.auto_renew, %(as_of)s) p
