@@ -1,20 +1,24 @@
-# revleak on the official Airflow 3 image: the project installed as a package, its DAGs,
-# SQL and config in place. Build: docker compose build
+# revleak on the official Airflow 3 image: the project installed as a package (not editable),
+# its DAGs, plugins and config in place. Build: docker compose build
+# CI runs these install steps as written in a clean venv (tests/integration/test_image_install.py).
 FROM apache/airflow:3.3.2-python3.11
 
 USER airflow
 WORKDIR /opt/revleak
 COPY --chown=airflow:root requirements.lock pyproject.toml README.md ./
-# The image already pins Airflow and its providers; add only what revleak needs on top.
-RUN pip install --no-cache-dir \
-      "psycopg[binary]==3.3.9" "tenacity==9.2.1" "jinja2" "pyyaml" "python-dateutil" \
-      "matplotlib" "apache-airflow-providers-postgres" "apache-airflow-providers-smtp"
+# pyproject's dependencies at the versions the tests ran (requirements.lock as constraints);
+# naming the image's Airflow keeps pip from moving it.
+RUN pip install --no-cache-dir --constraint requirements.lock \
+      "apache-airflow==3.3.2" "apache-airflow-providers-postgres" \
+      "apache-airflow-providers-smtp" "apache-airflow-providers-http" \
+      "apache-airflow-providers-celery" "celery[redis]" "psycopg[binary]" "pgserver" \
+      "sqlalchemy" "pandas" "requests" "tenacity" "jinja2" "pyyaml" "python-dateutil" \
+      "matplotlib"
 COPY --chown=airflow:root include ./include
-COPY --chown=airflow:root sql ./sql
 COPY --chown=airflow:root config ./config
 COPY --chown=airflow:root dags ./dags
 COPY --chown=airflow:root plugins ./plugins
-RUN pip install --no-cache-dir --no-deps -e /opt/revleak
+RUN pip install --no-cache-dir --no-deps .
 
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/revleak/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/revleak/plugins \
