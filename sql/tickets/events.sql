@@ -10,13 +10,14 @@
 -- Events of one episode are written in that order; the relay delivers them in order.
 -- An event not yet attempted that the state no longer calls for (a backfill split an episode,
 -- so it was not overdue after all) is withdrawn; one that may have reached the ticket system
--- (attempts > 0) never is.
+-- (attempted, under way or in doubt) never is.
 
 -- name: withdraw
 delete from revleak.ticket_outbox o
 using revleak.finding_generations g, touched t
 where o.fingerprint = t.fingerprint and g.fingerprint = o.fingerprint
   and g.generation = o.generation and o.status = 'pending' and o.attempts = 0
+  and o.attempt_started_at is null and o.in_doubt_since is null
   and ((o.action = 'escalate' and g.escalated_as_of is null)
        or (o.action = 'resolve' and g.resolved_as_of is null));
 

@@ -20,7 +20,7 @@ import pytest
 
 from revleak import demo, loader, pipeline
 from tests.e2e.celery_cluster import RETRY_DELAY_SECONDS, CeleryAirflow, Redis
-from tests.ticket_servers import WebhookServer
+from tests.ticket_fakes import WebhookServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.celery]
 FIRST, DAYS = date(2026, 9, 28), 4  # a Monday to a quarter's first day
