@@ -16,11 +16,19 @@ from pathlib import Path
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="revleak-airflow-"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+# The suite's own configuration, never the operator's config/revleak.yaml.
+os.environ["REVLEAK_CONFIG"] = str(Path(__file__).resolve().parent / "fixture_config.yaml")
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from revleak import warehouse
+
+# Property tests (tests/property): bounded for CI; `HYPOTHESIS_PROFILE=long` for a long run.
+settings.register_profile("ci", max_examples=12, deadline=None, print_blob=True)
+settings.register_profile("long", max_examples=300, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
 _ids = itertools.count()

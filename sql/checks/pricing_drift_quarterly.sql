@@ -63,8 +63,12 @@ expected as (
                else c.list_price * (1 - c.discount_pct / 100) end as should_be
     from classified c where c.category is not null
 ),
-drift as (
-    select e.customer_id, e.sku, e.category, e.currency, sum(e.should_be) as expected,
+drift as (  -- lines in another currency than the customer's drift apart: customer:sku:currency
+    select e.customer_id, e.sku, e.category, e.currency,
+           e.customer_id || ':' || e.sku
+           || case when e.currency <> c.currency then ':' || e.currency else '' end
+               as entity_id,
+           sum(e.should_be) as expected,
            sum(e.amount) as actual, min(e.issue_date) as since,
            jsonb_agg(jsonb_build_object(
                'invoice_id', e.invoice_id, 'line_no', e.line_no, 'issue_date', e.issue_date,
@@ -73,7 +77,8 @@ drift as (
                'amount', e.amount, 'should_be', round(e.should_be, 2))
                order by e.issue_date, e.invoice_id, e.line_no) as lines
     from expected e
-    group by e.customer_id, e.sku, e.category, e.currency
+    join revleak.customers c using (customer_id)
+    group by e.customer_id, e.sku, e.category, e.currency, c.currency
 ),
 found as (
     select d.*, d.expected - d.actual as gap,
@@ -82,9 +87,9 @@ found as (
     from drift d
     left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = d.currency
 )
-select md5(concat_ws(':', %(check_id)s::text, f.category, 'customer_sku',
-                     f.customer_id || ':' || f.sku)) as fingerprint,
-       f.category, 'customer_sku' as entity_type, f.customer_id || ':' || f.sku as entity_id,
+select md5(concat_ws(':', %(check_id)s::text, f.category, 'customer_sku', f.entity_id))
+           as fingerprint,
+       f.category, 'customer_sku' as entity_type, f.entity_id,
        f.customer_id, f.currency, round(f.expected, 2) as expected_amount,
        round(f.actual, 2) as actual_amount, round(f.gap, 2) as gap_amount,
        round(f.gap * f.fx_rate, 2) as gap_amount_base,

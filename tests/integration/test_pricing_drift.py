@@ -63,3 +63,22 @@ def test_each_kind_of_drift(conn, tmp_path):
     }
     assert got["C2:PLAN"]["days_outstanding"] == (AS_OF - date(2026, 8, 1)).days
     assert got["C2:PLAN"]["evidence"]["subscription_drift"] is True
+
+
+def test_lines_in_another_currency_than_the_customers_are_a_drift_of_their_own(conn, tmp_path):
+    """One customer, one SKU mispriced in USD (its currency) and in EUR: two findings, not a
+    run that fails on a duplicate fingerprint (found by tests/property)."""
+    b = Books().customer("C1", "USD").fx("EUR", "2026-01-01", "1.25")
+    for ccy in ("USD", "EUR"):
+        b.rows["rate_cards"].append({"sku": "PLAN", "currency": ccy, "list_price": "100.00",
+                                     "effective_from": "2026-01-01", "effective_to": ""})
+    b.bill("IU", "C1", "2026-08-03", "2026-08-03", "90.00", "USD")
+    b.bill("IE", "C1", "2026-08-04", "2026-08-04", "80.00", "EUR")
+    b.load(conn, tmp_path)
+    pipeline.run_check(CHECK, AS_OF)
+    conn.commit()
+    got = {f["entity_id"]: (f["category"], f["currency"].strip(), f["gap_amount"],
+                            f["gap_amount_base"]) for f in findings.query(conn, CHECK, AS_OF)}
+    assert got == {"C1:PLAN": ("price_mismatch", "USD", Decimal("10.0000"), Decimal("10.0000")),
+                   "C1:PLAN:EUR": ("price_mismatch", "EUR", Decimal("20.0000"),
+                                   Decimal("25.0000"))}
