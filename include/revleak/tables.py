@@ -1,6 +1,7 @@
 """The contract's input tables (CANONICAL_MODEL.md §2): columns, types, keys, in load order.
 
-A column spec reads ``type`` or ``type?`` (may be empty); enum types list their values.
+A column spec reads ``type`` or ``type?`` (may be empty), then ``=default`` when the table
+fills an empty value; enum types list their values, decimals their numeric(precision, scale).
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ from dataclasses import dataclass, field
 CHANNELS = "phone|web_form|chat|whatsapp|email|marketplace|referral|walk_in|outbound"
 STAGES = "new|qualified|meeting|proposal|negotiation|closed_won|closed_lost"
 INTENTS = "high|medium|low"
+# numeric(precision, scale) of the canonical columns (sql/schema/0001_canonical_model.sql)
+PRECISION = {"money": (18, 4), "pct": (7, 4)}
+# Identifiers are indexed (keys, references, lookups), so they must fit an index entry.
+KEY_NAMES = {"reference", "sku", "promo_code", "contact_key", "renewal_of"}
+MAX_KEY_BYTES = 2000
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,9 @@ class Column:
     type: str  # text | date | ts | money | decimal | int | pct | bool | ccy | enum
     required: bool
     values: tuple[str, ...] = ()
+    precision: tuple[int, int] | None = None  # numeric(precision, scale)
+    default: str | None = None  # what an empty value becomes
+    key: bool = False  # an identifier: at most MAX_KEY_BYTES
 
 
 @dataclass(frozen=True)
@@ -34,17 +43,25 @@ class Table:
 
 
 def _table(name: str, pk: str, spec: str, references: dict | None = None) -> Table:
+    keys, references = pk.split(","), references or {}
     cols = []
     for item in spec.split():
         col, _, typ = item.partition(":")
+        typ, _, default = typ.partition("=")
         required = not typ.endswith("?")
         typ = typ.rstrip("?")
         values: tuple[str, ...] = ()
+        precision = PRECISION.get(typ)
         if typ.startswith("enum("):
             values = tuple(typ[5:-1].split("|"))
             typ = "enum"
-        cols.append(Column(col, typ, required, values))
-    return Table(name, tuple(pk.split(",")), tuple(cols), references or {})
+        elif typ.startswith("decimal("):
+            precision = tuple(int(n) for n in typ[8:-1].split(","))
+            typ = "decimal"
+        key = typ == "text" and (col in keys or col in references or col.endswith("_id")
+                                 or col in KEY_NAMES)
+        cols.append(Column(col, typ, required, values, precision, default or None, key))
+    return Table(name, tuple(keys), tuple(cols), references)
 
 
 TABLES: dict[str, Table] = {
@@ -78,13 +95,13 @@ TABLES: dict[str, Table] = {
             "invoices", "invoice_id",
             "invoice_id:text customer_id:text opportunity_id:text? issue_date:date due_date:date "
             "currency:ccy status:enum(draft|open|paid|void|uncollectible) period_start:date? "
-            "period_end:date? kind:enum(invoice|credit_note)?",
+            "period_end:date? kind:enum(invoice|credit_note)?=invoice",
             {"customer_id": ("customers", "customer_id"),
              "opportunity_id": ("opportunities", "opportunity_id")},
         ),
         _table(
             "invoice_lines", "invoice_id,line_no",
-            "invoice_id:text line_no:int sku:text quantity:decimal unit_price:money "
+            "invoice_id:text line_no:int sku:text quantity:decimal(18,6) unit_price:money "
             "discount_pct:pct? promo_code:text? amount:money",
             {"invoice_id": ("invoices", "invoice_id")},
         ),
@@ -125,7 +142,7 @@ TABLES: dict[str, Table] = {
         ),
         _table(
             "fx_rates", "currency,rate_date",
-            "currency:ccy rate_date:date rate_to_base:decimal",
+            "currency:ccy rate_date:date rate_to_base:decimal(24,10)",
         ),
         _table(
             "opportunity_events", "event_id",
