@@ -83,8 +83,8 @@ def test_reference_tables_may_be_empty(conn, tmp_path):
 
 @pytest.fixture
 def config_file(tmp_path, monkeypatch):
-    def write(text: str):
-        path = tmp_path / "revleak.yaml"
+    def write(text: str):  # a new file each time: configurations are cached by path
+        path = tmp_path / f"revleak{len(list(tmp_path.glob('revleak*.yaml')))}.yaml"
         path.write_text(text)
         monkeypatch.setenv("REVLEAK_CONFIG", str(path))
         return config.load_config()
