@@ -10,10 +10,8 @@ COPY --chown=airflow:root requirements.lock pyproject.toml README.md ./
 # naming the image's Airflow keeps pip from moving it.
 RUN pip install --no-cache-dir --constraint requirements.lock \
       "apache-airflow==3.3.2" "apache-airflow-providers-postgres" \
-      "apache-airflow-providers-smtp" "apache-airflow-providers-http" \
-      "apache-airflow-providers-celery" "celery[redis]" "psycopg[binary]" "pgserver" \
-      "sqlalchemy" "pandas" "requests" "tenacity" "jinja2" "pyyaml" "python-dateutil" \
-      "matplotlib"
+      "apache-airflow-providers-smtp" "apache-airflow-providers-celery" "celery[redis]" \
+      "psycopg[binary]" "pgserver" "requests" "tenacity" "jinja2" "pyyaml" "matplotlib"
 COPY --chown=airflow:root include ./include
 COPY --chown=airflow:root config ./config
 COPY --chown=airflow:root dags ./dags
