@@ -1022,7 +1022,7 @@ class _Company:
             self._role_contract(book, self._months_before(50, 12), "monthly", 12)
         elif variant == 1:
             line = Line("CONS-HR", self._int(10, 40), self._price_now(book, "CONS-HR"))
-            self._role_contract(book, self._months_before(120, 3), "one_time", 3, [line])
+            self._role_contract(book, self._months_before(120, 3), "quarterly", 3, [line])
         else:
             self._role_contract(book, self._months_before(100, 12), "annual", 12)
 
@@ -1243,7 +1243,8 @@ class _Company:
                         break
                 out.append(self._finding(book, "over_billed", c.opp_id, as_of, started, total,
                                          (as_of - since).days))
-            if (not c.auto and c.end < as_of - timedelta(days=RENEWAL_GRACE)
+            if (not c.auto and c.freq != "one_time"  # one_time is never a renewal miss
+                    and c.end < as_of - timedelta(days=RENEWAL_GRACE)
                     and c.opp_id not in book.renewed):
                 out.append(self._finding(book, "renewal_miss", c.opp_id, as_of, c.amount, 0,
                                          (as_of - c.end).days - RENEWAL_GRACE - 1))
