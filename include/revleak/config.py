@@ -78,10 +78,11 @@ class Match(_Model):
     category: Names | None = None
     segment: Names | None = None
     region: Names | None = None
+    team: Names | None = None  # the team named in the finding's evidence (a stale deal's)
     min_gap_base: Decimal | None = None
     max_gap_base: Decimal | None = None
 
-    @field_validator("check", "category", "segment", "region", mode="before")
+    @field_validator("check", "category", "segment", "region", "team", mode="before")
     @classmethod
     def _listed(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
@@ -97,7 +98,7 @@ class Match(_Model):
 
 class Route(_Model):
     """Who owns a finding: the first rule whose match fits (check, category, segment, region,
-    gap band in base currency) names the owner, the SLA and the escalation owner."""
+    team, gap band in base currency) names the owner, the SLA and the escalation owner."""
 
     match: Match = Match()
     owner: Owner

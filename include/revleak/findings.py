@@ -32,15 +32,15 @@ def _routes(conn: psycopg.Connection, config: Config) -> None:
     """The routing rules as a temp table, so findings are routed set-based in SQL."""
     conn.execute(
         "create temp table routes (rule_no int, checks text[], categories text[],"
-        " segments text[], regions text[], min_gap numeric, max_gap numeric, owner jsonb,"
-        " escalation jsonb, sla int, routed boolean) on commit drop")
-    rows = [(n, m.check, m.category, m.segment, m.region, m.min_gap_base, m.max_gap_base,
+        " segments text[], regions text[], teams text[], min_gap numeric, max_gap numeric,"
+        " owner jsonb, escalation jsonb, sla int, routed boolean) on commit drop")
+    rows = [(n, m.check, m.category, m.segment, m.region, m.team, m.min_gap_base, m.max_gap_base,
              Jsonb(r.owner.as_dict()), Jsonb(r.escalation_owner.as_dict()),
              r.sla_business_days, n < len(config.routes))
             for n, (r, m) in enumerate((r, r.match) for r in (*config.routes, config.fallback))]
     with conn.cursor() as cur:
-        cur.executemany("insert into routes values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        rows)
+        cur.executemany("insert into routes values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                        " %s)", rows)
 
 
 def record(conn: psycopg.Connection, run: CheckRun, dry_run: bool = False) -> dict:

@@ -111,6 +111,7 @@ cross join lateral (
       and (t.categories is null or h.category = any(t.categories))
       and (t.segments is null or c.segment = any(t.segments))
       and (t.regions is null or c.region = any(t.regions))
+      and (t.teams is null or h.evidence ->> 'team' = any(t.teams))
       and (t.min_gap is null or coalesce(h.gap_amount_base, h.gap_amount) >= t.min_gap)
       and (t.max_gap is null or coalesce(h.gap_amount_base, h.gap_amount) < t.max_gap)
     order by t.rule_no limit 1) r;
