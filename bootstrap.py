@@ -1,6 +1,9 @@
 """Set up revleak on a fresh machine with only Python 3.11, then run the demo or the tests.
 
     python3 bootstrap.py demo    # the main job: demo company → load → every DAG via Airflow
+                                 #   (run it again any time; --fresh starts over)
+    python3 bootstrap.py ui      # the Airflow UI on the embedded server; Ctrl-C stops it
+    python3 bootstrap.py stop    # stop the embedded PostgreSQL
     python3 bootstrap.py test    # lint and the whole test suite
 
 Creates .venv from the pinned requirements.lock (reinstalls only when the lock changes).
@@ -54,12 +57,13 @@ def setup() -> None:
 
 def main() -> int:
     what = sys.argv[1] if len(sys.argv) > 1 else ""
-    if what not in ("demo", "test"):
+    if what not in ("demo", "ui", "stop", "test"):
         print(__doc__)
         return 2
     setup()
-    if what == "demo":
-        return subprocess.call([BIN / "revleak", "demo", *sys.argv[2:]], cwd=ROOT)
+    if what != "test":  # revleak takes over this process: Ctrl-C and its exit code are its own
+        os.chdir(ROOT)
+        os.execv(BIN / "revleak", [str(BIN / "revleak"), what, *sys.argv[2:]])
     lint = subprocess.call([BIN / "ruff", "check", "."], cwd=ROOT)
     code = subprocess.call([BIN / "python", "-m", "pytest", *sys.argv[2:]], cwd=ROOT)
     if code == 5:

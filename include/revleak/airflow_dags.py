@@ -111,6 +111,18 @@ def check_dag(check_id: str, doc_md: str):
             except TicketsFailed as e:
                 raise AirflowFailException(str(e)) from None
 
+        @task(trigger_rule="all_done")
+        def publish_report() -> list[str]:
+            """Write the run's report and findings CSV to the report store, with the ticket
+            keys known by now (also after a dry run or a failed delivery)."""
+            from revleak import pipeline
+            from revleak.reports import NotRecorded
+
+            try:
+                return pipeline.publish_report(_run())
+            except NotRecorded as e:
+                raise AirflowSkipException(str(e)) from None
+
         @task(trigger_rule="none_failed")
         def summarize(summary: dict) -> str:
             """Say what was found: count, gap, the top 5 by time-weighted loss."""
@@ -121,6 +133,8 @@ def check_dag(check_id: str, doc_md: str):
             return text
 
         sources, reconciled, recorded = check_sources(), reconcile(), record_findings()
-        sources >> reconciled >> recorded >> relay_tickets() >> summarize(recorded)
+        relayed = relay_tickets()
+        sources >> reconciled >> recorded >> relayed >> summarize(recorded)
+        relayed >> publish_report()
 
     return check()

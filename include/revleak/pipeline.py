@@ -30,11 +30,29 @@ def reconcile(run: checks.CheckRun) -> dict:
 
 def record_findings(run: checks.CheckRun, dry_run: bool = False) -> dict:
     with warehouse.connect(autocommit=True) as conn:
-        return findings.record(conn, run, dry_run)
+        return _record(conn, run, dry_run)
+
+
+def _record(conn, run: checks.CheckRun, dry_run: bool) -> dict:
+    """Record the run's findings; the ticket events they call for link to the run's report."""
+    from revleak import reports
+
+    summary = findings.record(conn, run, dry_run)
+    reports.link_tickets(conn, run.check_id, run.as_of, run.config)
+    return summary
+
+
+def publish_report(run: checks.CheckRun) -> list[str]:
+    """Write the run's report (HTML) and its findings (CSV) to the report store."""
+    from revleak import reports
+
+    return reports.publish(run.check_id, run.as_of, config=run.config)
 
 
 def relay_tickets() -> str:
-    """Deliver pending ticket events; say what was sent and what waits."""
+    """Deliver pending ticket events; say what was sent and what waits (rate-limited events
+    wait, and that is no failure). Raises ``TicketsFailed`` with one line when events failed
+    or the ticket system refused the credentials."""
     from revleak.tickets import relay
 
     if relay.destination() is None:
@@ -43,7 +61,9 @@ def relay_tickets() -> str:
                                    " where status = 'pending'").fetchone()[0]
         return (f"no ticket system configured (connection {relay.CONN_ID}); "
                 f"{pending} events wait in the outbox")
-    return str(relay.relay())
+    report = relay.relay()
+    report.raise_if_failed()
+    return str(report)
 
 
 def run_check(check_id: str, as_of: date, overrides: dict | None = None,
@@ -54,17 +74,26 @@ def run_check(check_id: str, as_of: date, overrides: dict | None = None,
         warehouse.migrate(conn)
         checks.check_sources(conn, run)
         checks.reconcile(conn, run)
-        return findings.record(conn, run, dry_run)
+        return _record(conn, run, dry_run)
 
 
 def format_summary(summary: dict) -> str:
+    """What one run found, in the findings table's style: every figure with its unit."""
+    from revleak import display
+
+    base = load_config().base_currency
+    unit = display.loss_unit(base)
+    money = any(f["gap_amount"] is not None for f in summary["top"])  # else rates only
     lines = [f"{summary['check']} as of {summary['as_of']}: {summary['findings']} findings "
-             f"({summary['resolved']} resolved on this date), open gap "
-             f"{float(summary['gap_base']):,.2f} in base currency"]
-    for i, f in enumerate(summary["top"], 1):
-        what = (f"gap {f['currency']} {float(f['gap_amount']):>12,.2f}  "
-                f"{f['days_outstanding']:>4} days  "
-                f"loss×days {float(f['time_weighted_loss'] or 0):>14,.0f}"
-                if f["gap_amount"] is not None else f"rate {float(f['gap_pct']):.2f}%")
-        lines.append(f"  {i}. {f['category']:<13} {f['entity_type']} {f['entity_id']:<12} {what}")
+             f"({summary['resolved']} resolved on this date)"
+             + (f", gap {display.money(summary['gap_base'], base)}" if money else "")]
+    if summary["top"]:
+        lines.append(f"  largest losses (loss = gap in {base} × days outstanding, {unit}):"
+                     if money else "  zones past their limits (rate = the zone's measured share):")
+        lines += display.table(
+            ["category", "entity", "customer", "gap", "days", f"loss {unit}"],
+            [[f["category"], f"{f['entity_type']} {f['entity_id']}",
+              f["customer_id"] or display.NONE, display.gap(f),
+              display.whole(f["days_outstanding"]), display.whole(f["time_weighted_loss"])]
+             for f in summary["top"]], right={3, 4, 5}, indent=4)
     return "\n".join(lines)

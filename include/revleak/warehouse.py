@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,7 @@ SCHEMA_DIR = Path(os.environ.get("REVLEAK_SQL_DIR", PROJECT_ROOT / "sql")) / "sc
 LIBPQ_EXTRAS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "options", "application_name",
                 "connect_timeout", "target_session_attrs", "host"}
 log = logging.getLogger(__name__)
+_embedded = threading.Lock()  # pgserver is not thread-safe while it starts the server
 
 
 def revleak_home() -> Path:
@@ -38,25 +40,46 @@ def _libpq(c: connections.ConnectionInfo) -> dict:
     return {k: v for k, v in params.items() if v not in (None, "")}
 
 
-def embedded_server():
-    """Start (or reuse) the project-local embedded PostgreSQL server."""
+def _pgserver():
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         import pgserver
 
-    pgdata = revleak_home() / "pgdata"
-    pgdata.mkdir(parents=True, exist_ok=True)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
+    return pgserver
+
+
+def embedded_server():
+    """Start (or reuse) the project-local embedded PostgreSQL server; it keeps running after
+    the process ends (``revleak stop`` stops it). Threads share one handle per process."""
+    pgserver = _pgserver()
+    pgdata = revleak_home() / "pgdata"
+    with _embedded, warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        pgdata.mkdir(parents=True, exist_ok=True)
         return pgserver.get_server(pgdata, cleanup_mode=None)
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server if it runs (fast shutdown: open sessions end); True if it did."""
+    pgserver = _pgserver()
+    from pgserver.utils import PostmasterInfo
+
+    pgdata = revleak_home() / "pgdata"
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
+    if info is None or not info.is_running():
+        return False
+    # as root, pgserver runs the server as its own system user: pg_ctl must too
+    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
+    return True
 
 
 def connection_params() -> dict:
     info = connections.lookup(CONN_ID)
     if info is not None and info.conn_type not in (None, "postgres", "postgresql"):
-        raise RevleakError(f"{ENV_VAR} must be a postgres:// or postgresql:// URI "
-                           f"(got {info.conn_type!r})")
+        raise RevleakError(f"{ENV_VAR} (or the Airflow connection {CONN_ID}) must be a "
+                           f"postgres:// or postgresql:// URI (got {info.conn_type!r})")
     if info is None:
         info = connections.parse(embedded_server().get_uri(), CONN_ID)
     return _libpq(info)

@@ -104,3 +104,14 @@ def test_a_scheduled_run_checks_the_period_before_the_day_it_fires(dagbag, dag_i
     assert [i.run_after for i in infos] == [moment]
     assert infos[0].logical_date == moment
     assert pipeline.check_run(dag_id, infos[0].logical_date, {}).as_of == date.fromisoformat(as_of)
+
+
+def test_each_run_publishes_its_report_once_its_tickets_had_their_chance(dagbag):
+    """publish_report follows record_findings and relay_tickets, and also runs after a dry run
+    (relay skipped) or a failed delivery, so every recorded run gets its report."""
+    for dag in dagbag.dags.values():
+        report = dag.get_task("publish_report")
+        assert report.trigger_rule == "all_done"
+        assert "relay_tickets" in report.upstream_task_ids
+        assert "record_findings" in dag.get_task("relay_tickets").upstream_task_ids
+        assert not report.downstream_task_ids

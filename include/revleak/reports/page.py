@@ -1,0 +1,210 @@
+"""What the Revenue leakage page shows for a choice of filters: the ledger, a trend per
+check, one page of findings (sorted and paged in SQL) and the latest report of each check."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from revleak.config import CHECK_IDS, Config
+from revleak.reports import charts, data, storage
+from revleak.reports.ledger import MONEY, NO_SEGMENT, Filters, ledger
+
+PAGE_SIZES = (10, 25, 50, 100)
+PERIODS = {7: "last 7 days", 30: "last 30 days", 90: "last 90 days", 365: "last 365 days"}
+SORTS = {  # column a reader can sort by (nulls always last, fingerprint breaks ties)
+    "check": "check", "category": "category", "customer": "customer_name",
+    "owner": "owner ->> 'name'", "due": "due_date", "age": "days_outstanding",
+    "gap": "abs(gap_amount_base)", "loss": "time_weighted_loss", "status": "status",
+    "first_seen": "first_seen_as_of"}
+STATUSES = ("open", "resolved", "all")
+FUNNEL = "funnel_leak_weekly"
+
+
+@dataclass(frozen=True)
+class View:
+    """The reader's choices, validated: filters, status, period, sort order and page."""
+
+    filters: Filters = Filters()
+    status: str = "open"
+    period: int = 90
+    sort: str = "loss"
+    descending: bool = True
+    page: int = 1
+    per_page: int = 50
+
+    @classmethod
+    def parse(cls, check=None, category=None, owner=None, segment=None, status="open",
+              period=90, sort="loss", direction="desc", page=1, per_page=50) -> View:
+        return cls(Filters(check or None, category or None, owner or None, segment or None),
+                   status if status in STATUSES else "open",
+                   period if period in PERIODS else 90, sort if sort in SORTS else "loss",
+                   direction != "asc", max(page, 1), per_page if per_page in PAGE_SIZES else 50)
+
+    def query(self, **changes: Any) -> str:
+        """The page's query string for this view with some choices changed."""
+        from urllib.parse import urlencode
+
+        view = replace(self, **{k: v for k, v in changes.items() if k != "filters"},
+                       filters=changes.get("filters", self.filters))
+        pairs = {"check": view.filters.check, "category": view.filters.category,
+                 "owner": view.filters.owner, "segment": view.filters.segment,
+                 "status": view.status, "period": view.period, "sort": view.sort,
+                 "direction": "desc" if view.descending else "asc", "page": view.page,
+                 "per_page": view.per_page}
+        return "?" + urlencode({k: v for k, v in pairs.items() if v not in (None, "")})
+
+
+# Current findings without their evidence: a page is ordered and cut on these columns first.
+CURRENT = data.FINDING.format(source="revleak.findings h", state="h",
+                              evidence="h.fingerprint as finding")
+
+
+def findings_page(conn: psycopg.Connection, view: View) -> tuple[list[dict], int]:
+    """One page of current findings matching the view, and how many match in all."""
+    where = "true " + view.filters.where(owner="h.owner ->> 'name'") + (
+        " and h.status = %(status)s" if view.status != "all" else "")
+    params = {**view.filters.params(), "status": view.status, "limit": view.per_page,
+              "offset": (view.page - 1) * view.per_page}
+    rows = conn.cursor(row_factory=dict_row).execute(
+        f"select x.*, count(*) over () as matching from ({CURRENT} where {where}) x"
+        f" order by {SORTS[view.sort]} {'desc' if view.descending else 'asc'} nulls last,"
+        " fingerprint limit %(limit)s offset %(offset)s", params).fetchall()
+    if not rows and view.page > 1:  # past the last page: the first one
+        return findings_page(conn, replace(view, page=1))
+    evidence = dict(conn.execute(  # only the page's rows bring their evidence
+        "select fingerprint, evidence from revleak.findings where fingerprint = any(%s)",
+        ([r["fingerprint"] for r in rows],)).fetchall())
+    for r in rows:
+        r["evidence"] = evidence[r["fingerprint"]]
+    return rows, rows[0]["matching"] if rows else 0
+
+
+def options(conn: psycopg.Connection) -> dict[str, list[str]]:
+    """The values each filter offers (those the findings have)."""
+    cur = conn.execute(
+        "select array_agg(distinct f.check_id order by f.check_id),"
+        " array_agg(distinct f.category order by f.category),"
+        " array_agg(distinct f.owner ->> 'name' order by f.owner ->> 'name'),"
+        f" array_agg(distinct coalesce(c.segment, '{NO_SEGMENT}')"
+        f"           order by coalesce(c.segment, '{NO_SEGMENT}'))"
+        "   filter (where f.customer_id is not null)"
+        " from revleak.findings f left join revleak.customers c using (customer_id)"
+    ).fetchone()
+    return dict(zip(("check", "category", "owner", "segment"), (v or [] for v in cur),
+                    strict=True))
+
+
+def latest_runs(conn: psycopg.Connection) -> list[tuple[str, date]]:
+    """Each check's latest successful run: the report a reader opens first."""
+    return conn.execute("select check_id, max(as_of) from revleak.check_runs"
+                        " where status = 'succeeded' group by 1 order by 1").fetchall()
+
+
+def trends(conn: psycopg.Connection, view: View, start: date, end: date,
+           config: Config) -> list[dict]:
+    """One chart per check: open leakage on each date it ran (the filters apply, the owner
+    being the one of the leak's episode); for the funnel, each zone's rate against its
+    limit."""
+    f = view.filters
+    owner = ("join revleak.finding_generations g on g.fingerprint = h.fingerprint"
+             " and h.as_of between g.first_seen_as_of and g.last_seen_as_of") if f.owner else ""
+    rows = conn.execute(f"""
+        with runs as (
+            select check_id, as_of from revleak.check_runs
+            where status = 'succeeded' and as_of between %(start)s and %(end)s
+              and (%(f_check)s::text is null or check_id = %(f_check)s)
+        ),
+        scoped as (
+            select h.check_id, h.as_of, abs(h.gap_amount_base) as amount
+            from runs r
+            join revleak.finding_history h on h.check_id = r.check_id and h.as_of = r.as_of
+            left join revleak.customers c on c.customer_id = h.customer_id {owner}
+            where h.status = 'open' and {MONEY} {f.where(owner="g.owner ->> 'name'")}
+        )
+        select r.check_id, r.as_of, coalesce(sum(s.amount), 0), count(s.amount)
+        from runs r left join scoped s using (check_id, as_of)
+        group by r.check_id, r.as_of order by r.check_id, r.as_of""",
+        {**f.params(), "start": start, "end": end}).fetchall()
+    narrowed = any((f.category, f.owner, f.segment))
+    out = []
+    for check in CHECK_IDS:
+        points = [(d, amount) for c, d, amount, _ in rows if c == check]
+        if check == FUNNEL or not points or (
+                narrowed and not any(n for c, _, _, n in rows if c == check)):
+            continue
+        out.append({"check": check, "svg": charts.money_trend(
+            f"trend-{check}", f"{charts.CHECK_TITLES[check]}: open leakage",
+            tuple(points), config.base_currency, start, end, charts.CHECK_COLOURS[check])})
+    zones = _funnel(conn, view, start, end)  # last: it takes a whole row
+    if zones:
+        out.append({"check": FUNNEL, "svg": charts.zone_trends(f"trend-{FUNNEL}", zones,
+                                                               start, end)})
+    return out
+
+
+def _funnel(conn: psycopg.Connection, view: View, start: date, end: date) -> list:
+    """The funnel zones the filters leave in (zones have an owner but no customer)."""
+    f = view.filters
+    if f.check not in (None, FUNNEL) or f.segment:
+        return []
+    if f.owner and not conn.execute(
+            "select 1 from revleak.findings where check_id = %s and owner ->> 'name' = %s"
+            " limit 1", (FUNNEL, f.owner)).fetchone():
+        return []
+    last = conn.execute("select max(as_of) from revleak.check_runs where check_id = %s and"
+                        " status = 'succeeded' and as_of <= %s", (FUNNEL, end)).fetchone()[0]
+    if last is None or last < start:
+        return []
+    zones = data.funnel_zones(conn, last, weeks=-(-(end - start).days // 7) or 1)
+    return [(z["zone"], z["points"], z["limit"], z["floor"]) for z in zones
+            if f.category in (None, z["zone"])]
+
+
+# The ledger, the trends and the filter options change only when a check run is recorded
+# or books are loaded: kept per view until then (the findings table is always read live).
+_summaries: OrderedDict = OrderedDict()
+SUMMARIES_KEPT = 64
+
+
+def data_version(conn: psycopg.Connection) -> tuple:
+    """What the summaries depend on: the warehouse, the runs recorded and the loads made."""
+    return conn.execute(
+        "select current_database(), inet_server_port(),"
+        " (select (count(*), max(finished_at))::text from revleak.check_runs),"
+        " (select (count(*), max(finished_at))::text from revleak.loads)").fetchone()
+
+
+def summaries(conn: psycopg.Connection, view: View, start: date, end: date,
+              config: Config) -> dict[str, Any]:
+    key = (data_version(conn), view.filters, start, end, config.base_currency)
+    if key not in _summaries:
+        _summaries[key] = {
+            "options": options(conn),
+            "ledger": ledger(conn, start, end, config.base_currency, view.filters),
+            "trends": trends(conn, view, start, end, config)}
+        while len(_summaries) > SUMMARIES_KEPT:
+            _summaries.popitem(last=False)
+    _summaries.move_to_end(key)
+    return _summaries[key]
+
+
+def view_data(conn: psycopg.Connection, view: View, config: Config) -> dict[str, Any]:
+    """Everything the page shows for one view."""
+    latest = latest_runs(conn)
+    end = max((d for _, d in latest), default=date.today())
+    start = end - timedelta(days=view.period - 1)
+    rows, matching = findings_page(conn, view)
+    return {
+        "view": view, "periods": PERIODS, "statuses": STATUSES,
+        "start": start, "end": end, "rows": rows, "matching": matching,
+        "pages": max(-(-matching // view.per_page), 1), "page_sizes": PAGE_SIZES,
+        **summaries(conn, view, start, end, config),
+        "latest": [(c, d, storage.file_name(c, d, "html"), storage.file_name(c, d, "csv"))
+                   for c, d in latest],
+    }
