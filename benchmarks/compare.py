@@ -720,7 +720,8 @@ def main() -> None:
                    help="leave a part out (repeatable); a skipped load still loads once")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args()
-    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="revleak-compare-airflow-"))
+    airflow_home = tempfile.TemporaryDirectory(prefix="revleak-compare-airflow-")
+    os.environ.setdefault("AIRFLOW_HOME", airflow_home.name)  # revleak may import Airflow
     try:
         figures = compare(args)
     except (RevleakError, psycopg.Error, OSError, ImportError) as e:
@@ -731,6 +732,8 @@ def main() -> None:
             message += " (install the peers: .venv/bin/pip install -e '.[bench]')"
         print(f"compare: {message}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        airflow_home.cleanup()
     print(markdown(figures))
 
 

@@ -1,6 +1,6 @@
 """Running a check: guard the sources, reconcile in SQL, keep the results for recording.
 
-A check is one SQL file in ``sql/checks/<check_id>.sql`` made of named steps
+A check is one SQL file in ``revleak/sql/checks/<check_id>.sql`` made of named steps
 (``-- name: step``); every value is a bind parameter.
 """
 

@@ -2,7 +2,7 @@
 default owner, rule version, the rules' schema and defaults, the rules offered on the trigger
 form, the sources it needs and its SQL file. Configuration, windows, the DAG factory, the
 command line and failure routing all read it; adding a check means one spec here, one SQL file
-(``sql/checks/<id>.sql``), one DAG file and one test file."""
+(``include/revleak/sql/checks/<id>.sql``), one DAG file and one test file."""
 
 from __future__ import annotations
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from pathlib import Path
 
-from revleak.config import PROJECT_ROOT
 from revleak.errors import RevleakError
 
-SQL_DIR = PROJECT_ROOT / "sql"
+SQL_DIR = Path(__file__).resolve().parent / "sql"  # package data: works installed or not
 
 
 @cache

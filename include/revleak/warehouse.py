@@ -22,7 +22,7 @@ from revleak.errors import RevleakError
 
 CONN_ID = "revleak_warehouse"
 ENV_VAR = "AIRFLOW_CONN_REVLEAK_WAREHOUSE"
-SCHEMA_DIR = Path(os.environ.get("REVLEAK_SQL_DIR", PROJECT_ROOT / "sql")) / "schema"
+SCHEMA_DIR = Path(os.environ.get("REVLEAK_SQL_DIR") or Path(__file__).resolve().parent / "sql") / "schema"
 LIBPQ_EXTRAS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "options", "application_name",
                 "connect_timeout", "target_session_attrs", "host"}
 log = logging.getLogger(__name__)
@@ -112,6 +112,9 @@ def connect(autocommit: bool = False) -> psycopg.Connection:
 def migrate(conn: psycopg.Connection) -> list[str]:
     """Apply pending migrations from sql/schema in order; return the ones applied."""
     files = sorted(SCHEMA_DIR.glob("*.sql"))
+    if not files:
+        raise RevleakError(f"no migrations in {SCHEMA_DIR}; reinstall revleak (its SQL ships "
+                           "inside the package)")
     applied = []
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('revleak.migrate'))")
