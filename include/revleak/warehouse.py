@@ -22,7 +22,8 @@ from revleak.errors import RevleakError
 
 CONN_ID = "revleak_warehouse"
 ENV_VAR = "AIRFLOW_CONN_REVLEAK_WAREHOUSE"
-SCHEMA_DIR = Path(os.environ.get("REVLEAK_SQL_DIR") or Path(__file__).resolve().parent / "sql") / "schema"
+SQL_DIR = Path(os.environ.get("REVLEAK_SQL_DIR") or Path(__file__).resolve().parent / "sql")
+SCHEMA_DIR = SQL_DIR / "schema"
 LIBPQ_EXTRAS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "options", "application_name",
                 "connect_timeout", "target_session_attrs", "host"}
 log = logging.getLogger(__name__)
