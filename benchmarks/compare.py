@@ -90,7 +90,7 @@ NUMERIC = ("money", "decimal", "int", "pct")
 FINDING = ("category", "entity_type", "entity_id", "currency", "expected_amount",
            "actual_amount", "gap_amount", "days_outstanding")
 
-# The columns each check's SQL (sql/checks/<check>.sql) reads, per table: its scan floor.
+# The columns each check reads (include/revleak/sql/checks/<check>.sql), per table: its floor.
 READS = {
     "booked_vs_billed_daily": {
         "opportunities": ("opportunity_id", "customer_id", "stage", "amount", "currency",
