@@ -8,7 +8,7 @@ CATEGORIES = {
     "recognized_vs_collected_quarterly": {"recognized_not_collected", "payment_not_deposited"},
     "pricing_drift_quarterly": {"expired_promo", "stacked_discount", "unapproved_discount",
                                 "grandfathered_rate", "price_mismatch"},
-    "funnel_leak_weekly": {"intake", "routing", "response", "follow_up", "close"},
+    "funnel_leak_weekly": {"intake", "routing", "response", "follow_up", "close", "stale_deal"},
 }
 OWNING_TEAMS = {"booked_vs_billed_daily": "RevOps", "billed_vs_collected_weekly": "Finance",
                 "recognized_vs_collected_quarterly": "Accounting",

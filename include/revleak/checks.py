@@ -7,7 +7,7 @@ A check is one SQL file in ``revleak/sql/checks/<check_id>.sql`` made of named s
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -101,10 +101,18 @@ def reconcile(conn: psycopg.Connection, run: CheckRun) -> dict:
     """Run the check's SQL; keep its results in revleak.check_results; record metrics."""
     params = run.params
     sql_steps = steps(run.check_id)
+    trend_steps = CHECKS[run.check_id].trend_steps
     with conn.transaction():
         _start(conn, run, params)
         metrics = []
         for name, statement in sql_steps.items():
+            if trend_steps and name == trend_steps[0]:
+                for weeks_back in range(run.rules["trend_weeks"] - 1, 0, -1):
+                    earlier = replace(run, as_of=run.as_of - timedelta(weeks=weeks_back)).params
+                    for step in (*trend_steps, "forget_week"):
+                        conn.execute(sql_steps[step], earlier)
+            if name == "forget_week":
+                continue
             cur = conn.execute(statement, params)
             if name == "metrics":
                 metrics = cur.fetchall()

@@ -20,11 +20,11 @@ import csv
 import json
 import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from itertools import count
 from pathlib import Path
@@ -43,6 +43,14 @@ FREE_DISCOUNT = 15  # discounts above this percent need an approval
 LEAK_RATE = 0.005  # leaks per customer and category at larger scales
 DECOY_RATE = 0.001
 FUNNEL = {"intake": 95, "routing": 10, "response": 30, "follow_up": 40, "close": 20}  # % limits
+CALLBACK = timedelta(minutes=60)  # a missed call is called back within this
+ROUTING_LIMIT = timedelta(hours=4)
+RESPONSE_TARGET = timedelta(minutes=60)  # high intent; medium and low are not measured
+FOLLOW_UP = timedelta(hours=48)
+DUPLICATE_WINDOW = timedelta(days=14)
+STALE_DAYS = 30
+HISTORY_DAYS = 365  # win rates and won amounts: the year to the checked week's end
+VALUE_MIN_CLOSED = 5  # fewer closed in a channel × intent → the company-wide figure
 
 DAY = timedelta(days=1)
 ID_WIDTHS = {"C": 6, "O": 7, "INV": 8, "P": 8, "T": 9, "GL": 9, "S": 8, "E": 9, "A": 6}
@@ -115,6 +123,15 @@ LEAKS = {  # category: (check, entity_type, minimum count at every scale)
     "price_mismatch": ("pricing_drift_quarterly", "customer_sku", 2),
 }
 ZONES = ("intake", "routing", "response", "follow_up", "close")
+ZONE_STATES = {  # the named leak states of each zone, all seeded in the checked week
+    "intake": ("never_captured", "captured_within_a_business_day",
+               "captured_over_a_business_day_late", "missed_call_no_callback"),
+    "routing": ("unassigned_past_limit", "reassigned_without_note", "duplicate", "ownerless"),
+    "response": ("response_past_target", "auto_ack_only"),
+    "follow_up": ("no_second_touch", "no_next_step", "next_step_overdue"),
+    "close": ("past_expected_close", "silent_drop_off"),
+}
+CLOSED = ("closed_won", "closed_lost")
 DECOYS = {  # kind: check it must stay silent in
     "inside_billing_lag": "booked_vs_billed_daily",
     "within_tolerance": "booked_vs_billed_daily",
@@ -229,23 +246,42 @@ RULES = {
         "issue_date × (1 − discount_pct/100), actual = Σ amount, days = as_of − earliest "
         "issue_date"),
     "intake": (
-        "funnel_leak_weekly, zone: of inbound_signals received in the checked ISO week, the share "
-        "with an opportunity (signal_id) created on the same UTC date; finding when < 95%"),
+        "funnel_leak_weekly, zone: inbound_signals received in the checked ISO week (UTC); a "
+        "problem when no opportunity (signal_id) was created on the day it arrived "
+        "(never_captured by the week's end; captured_within_a_business_day; "
+        "captured_over_a_business_day_late: more than one Monday–Friday day after it), or a "
+        "phone call with answered false got no first_response or touch within 60 minutes "
+        "(missed_call_no_callback); finding when the share without a problem < 95%"),
     "routing": (
-        "funnel_leak_weekly, zone: of opportunities created in the checked week, the share with "
-        "no assigned event within 4 hours of created_at; finding when > 10%"),
+        "funnel_leak_weekly, zone: opportunities created in the checked week; a problem when "
+        "the first assigned event is missing or more than 4 hours after created_at "
+        "(unassigned_past_limit), a reassigned event before the week's end has no has_note true "
+        "(reassigned_without_note), another opportunity of the same signal contact_key was "
+        "created in the 14 days before it (duplicate), or it is open at the week's end with no "
+        "owner and no assigned or reassigned event (ownerless); finding when > 10%"),
     "response": (
-        "funnel_leak_weekly, zone: of high-intent opportunities created in the checked week, the "
-        "share with no first_response event within 1 hour of created_at (auto_ack does not "
-        "count); finding when > 30%"),
+        "funnel_leak_weekly, zone: high-intent opportunities created in the checked week; a "
+        "problem when no first_response event is within 60 minutes of created_at "
+        "(response_past_target; auto_ack_only when an auto_ack came instead); finding when > 30%"),
     "follow_up": (
-        "funnel_leak_weekly, zone: of opportunities whose first assigned event falls in the "
-        "checked week, the share with fewer than two touches (first_response or touch events) "
-        "within 48 hours of that assignment; finding when > 40%"),
+        "funnel_leak_weekly, zone: opportunities whose first assigned event + 48 hours falls in "
+        "the checked week; a problem when, unless closed by then, fewer than two first_response "
+        "or touch events fall within those 48 hours (no_second_touch) or no next_step_set does "
+        "(no_next_step), or when open at the week's end its latest next step (set before then) "
+        "fell due before then with no touch since (next_step_overdue); finding when > 40%"),
     "close": (
-        "funnel_leak_weekly, zone: of opportunities open at the week's end (stage not closed_won "
-        "or closed_lost, created ≤ as_of), the share with expected_close_date < as_of and no "
-        "next_step_set event whose next_step_due date ≥ as_of; finding when > 20%"),
+        "funnel_leak_weekly, zone: opportunities open at the week's end (not closed_won or "
+        "closed_lost by then); a problem when expected_close_date < as_of with no next_step_set "
+        "due on or after as_of (past_expected_close) or its last activity (created_at or an "
+        "event other than auto_ack) is 30 or more days before as_of (silent_drop_off); finding "
+        "when > 20%. Every finding's value: each problem at won revenue ÷ opportunities closed "
+        "in the 365 days to as_of for its channel and intent (the company's when fewer than 5 "
+        "closed), in USD at the as-of rates, to the cent"),
+    "stale_deal": (
+        "funnel_leak_weekly, per opportunity open at the week's end whose last activity is 30 "
+        "or more days before as_of: expected = amount × won ÷ closed of its channel and intent "
+        "(as the zones' value; no amount: the channel × intent value in USD), actual = 0, "
+        "days = as_of − (last activity date + 30)"),
 }
 
 SEGMENTS = ("smb", "mid", "enterprise")
@@ -462,14 +498,20 @@ class _Out:
 
 @dataclass
 class _Tally:
-    """Numerator (problems) and denominator of one funnel zone in the checked week."""
+    """One funnel zone in the checked week: its population, the items with a problem, how
+    many are in each leak state and how many leaked per channel × intent."""
 
     bad: int = 0
     total: int = 0
+    states: Counter = field(default_factory=Counter)
+    lost: Counter = field(default_factory=Counter)
 
-    def add(self, bad: bool) -> None:
+    def add(self, states: list[str], channel: str, intent: str) -> None:
         self.total += 1
-        self.bad += bad
+        if states:
+            self.bad += 1
+            self.states.update(states)
+            self.lost[(channel, intent)] += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,6 +549,18 @@ class _Company:
         self.billed = dict.fromkeys(CURRENCIES, 0)
         self.shortfall = dict.fromkeys(CURRENCIES, 0)
         self.zones = {zone: _Tally() for zone in ZONES}
+        self.crm_rng = random.Random(f"{seed}:crm")  # deal intents, apart from the books' draws
+        self.history_from = datetime.combine(self.week_end - timedelta(days=HISTORY_DAYS - 1),
+                                             time())
+        self.closed: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        self.won_cents: Counter = Counter()  # (channel, intent, currency) → won amount
+        self.fx_at_week_end: dict[str, Decimal] = {BASE_CURRENCY: Decimal(1)}
+        self.contacts: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+        self.week_opps: list[tuple] = []  # routing items of the checked week, before duplicates
+        self.stale: list[dict] = []
+        self.stale_left = self.stalled_left = 0
+        self.stalled_chance = 0.0
+        self.values: dict[tuple, tuple[int, int, Decimal, Decimal]] = {}
 
     # ids and chance --------------------------------------------------------------------------
 
@@ -600,6 +654,8 @@ class _Company:
                 self.out.write("fx_rates", [ccy, _d(day), text])
                 if day == self.as_of:
                     self.fx_at_as_of[ccy] = Decimal(text)
+                if day == self.week_end:
+                    self.fx_at_week_end[ccy] = Decimal(text)
             day += DAY
 
     def _bank_fees(self) -> None:
@@ -712,7 +768,7 @@ class _Company:
         self._write_opp([opp_id, book.cid, "", _ts(created), self._pick(CHANNELS[5:]), "high",
                          team, owner, stage, money(c.amount), book.ccy, _d(expected),
                          _ts(closed) if closed else "", reason, "", "", "", "", c.opp_id,
-                         "renewal"], created, "high", stage, expected, events)
+                         "renewal"], created, "high", stage, expected, events, closed=closed)
 
     def _contract(self, book: Book, start: date, freq: str, term: int, *, auto: bool = False,
                   renewal_of: str = "", created: datetime | None = None,
@@ -731,15 +787,17 @@ class _Company:
                         self.as_of - DAY)
         closed = max(self._moment(max(close_day, created.date())), created + timedelta(hours=2))
         owner, team = self._pick(OWNERS), TEAMS[book.segment]
-        channel = self._pick(CHANNELS[4:]) if not renewal_of else "outbound"
+        channel = self._pick(CHANNELS) if not renewal_of else "outbound"
+        intent = self.crm_rng.choice(("high", "high", "high", "medium", "medium", "low"))
         events = [(created + timedelta(minutes=self._int(5, 50)), "assigned", owner, team,
                    None, "", None),
                   (closed, "stage_changed", owner, team, None, "closed_won", None)]
-        self._write_opp([c.opp_id, book.cid, "", _ts(created), channel, "high", team, owner,
+        self._write_opp([c.opp_id, book.cid, "", _ts(created), channel, intent, team, owner,
                          "closed_won", money(c.amount), book.ccy, _d(closed.date()), _ts(closed),
                          "won", _d(start), _d(end), freq, _bool(auto), renewal_of,
                          "renewal" if renewal_of else self._pick(SOURCES)],
-                        created, "high", "closed_won", closed.date(), events)
+                        created, intent, "closed_won", closed.date(), events, closed=closed,
+                        cents=c.amount)
         return c
 
     def _lines(self, book: Book, freq: str, start: date, end: date, auto: bool,
@@ -1355,79 +1413,182 @@ class _Company:
     # the funnel ------------------------------------------------------------------------------
 
     def _write_opp(self, row: list, created: datetime, intent: str, stage: str,
-                   expected_close: date | None, events: list[tuple]) -> None:
-        """Write an opportunity with its events and count it into the checked week's zones."""
+                   expected_close: date | None, events: list[tuple], *,
+                   closed: datetime | None = None, contact: str | None = None,
+                   cents: int = 0) -> None:
+        """Write an opportunity with its events; count it into the history (won and lost
+        deals) and the checked week's zones as RULES say, and note it when it went stale."""
         add_event, opp_id, new_id = self.out.add["opportunity_events"], row[0], self.new["E"]
         events.sort(key=lambda e: e[0])
         for when, kind, actor, team, next_due, stage_to, note in events:
             add_event([new_id(), opp_id, _ts(when), kind, actor, team,
                        _ts(next_due) if next_due else "", stage_to, _bool(note)])
         self.out.write("opportunities", row)
-        zones, week_from, week_until = self.zones, self.week_from, self.week_until
-        if week_from <= created < week_until:
-            zones["routing"].add(not any(
-                e[1] == "assigned" and e[0] <= created + timedelta(hours=4) for e in events))
+        channel, until = row[4], self.week_until
+        if stage in CLOSED and closed and self.history_from <= closed < until:
+            self.closed[(channel, intent)][0] += 1
+            if stage == "closed_won":
+                self.closed[(channel, intent)][1] += 1
+                self.won_cents[(channel, intent, row[10])] += cents
+        if contact and self.week_from - DUPLICATE_WINDOW <= created < until:
+            self.contacts[contact].append((created, opp_id))
+
+        def closed_by(moment: datetime) -> bool:
+            return stage in CLOSED and (closed is None or closed <= moment)
+
+        def at(kinds: tuple, start: datetime, end: datetime) -> list:
+            return [e for e in events if e[1] in kinds and start <= e[0] <= end]
+
+        open_at_end = created < until and not (stage in CLOSED
+                                                and (closed is None or closed < until))
+
+        assigned = min((e[0] for e in events if e[1] == "assigned"), default=None)
+        if self.week_from <= created < until:
+            states = []
+            if assigned is None or assigned > created + ROUTING_LIMIT:
+                states.append("unassigned_past_limit")
+            if any(e[1] == "reassigned" and e[0] < until and e[6] is not True for e in events):
+                states.append("reassigned_without_note")
+            if not row[7] and open_at_end and not any(
+                    e[1] in ("assigned", "reassigned") and e[0] < until for e in events):
+                states.append("ownerless")
+            self.week_opps.append((opp_id, channel, intent, created, contact, states))
             if intent == "high":
-                zones["response"].add(not any(
-                    e[1] == "first_response" and e[0] <= created + timedelta(hours=1)
-                    for e in events))
-        assigned = next((e[0] for e in events if e[1] == "assigned"), None)
-        if assigned and week_from <= assigned < week_until:
-            touches = sum(1 for e in events if e[1] in ("first_response", "touch")
-                          and e[0] <= assigned + timedelta(hours=48))
-            zones["follow_up"].add(touches < 2)
-        if stage not in ("closed_won", "closed_lost") and created < week_until:
-            stale = expected_close is not None and expected_close < self.week_end and not any(
-                e[1] == "next_step_set" and e[4].date() >= self.week_end for e in events)
-            zones["close"].add(stale)
+                deadline = created + RESPONSE_TARGET
+                if not at(("first_response",), datetime.min, deadline):
+                    late = ["response_past_target"]
+                    if at(("auto_ack",), datetime.min, deadline):
+                        late.append("auto_ack_only")
+                    self.zones["response"].add(late, channel, intent)
+                else:
+                    self.zones["response"].add([], channel, intent)
+        if assigned and self.week_from <= assigned + FOLLOW_UP < until:
+            deadline, states = assigned + FOLLOW_UP, []
+            if not closed_by(deadline):
+                if len(at(("first_response", "touch"), assigned, deadline)) < 2:
+                    states.append("no_second_touch")
+                if not at(("next_step_set",), assigned, deadline):
+                    states.append("no_next_step")
+            steps = [e for e in events if e[1] == "next_step_set" and e[0] < until]
+            if steps and open_at_end and steps[-1][4] < until and not any(
+                    e[1] in ("first_response", "touch") and steps[-1][4] <= e[0] < until
+                    for e in events):
+                states.append("next_step_overdue")
+            self.zones["follow_up"].add(states, channel, intent)
+        if open_at_end:
+            last = max([created] + [e[0] for e in events if e[1] != "auto_ack" and e[0] < until])
+            stale = last.date() <= self.week_end - timedelta(days=STALE_DAYS)
+            ahead = any(e[1] == "next_step_set" and e[0] < until
+                        and e[4].date() >= self.week_end for e in events)
+            states = ["past_expected_close"] if (
+                expected_close and expected_close < self.week_end and not ahead) else []
+            if stale:
+                states.append("silent_drop_off")
+                self.stale.append({"id": opp_id, "customer": row[1] or None, "channel": channel,
+                                   "intent": intent, "cents": cents, "currency": row[10],
+                                   "last": last.date()})
+            self.zones["close"].add(states, channel, intent)
 
     def _funnel(self) -> None:
-        """A year of inbound demand; the checked week leaks in every zone."""
+        """A year of inbound demand. Older leads close, stay in play or stall; the checked
+        week leaks in every zone and every named state, and a few deals go stale."""
         per_week = max(60, self.customers // 50)
+        self.stale_left = max(2, round(self.customers * LEAK_RATE))
+        # stalled leads: about a third of what is open at the week's end (open renewals
+        # counted so far, the last weeks' leads), drawn from the leads of weeks 3 to 26 back
+        self.stalled_left = math.ceil(0.45 * (self.zones["close"].total + 4 * per_week))
+        self.stalled_chance = min(1.0, 1.5 * self.stalled_left / (24 * per_week))
         for weeks_back in range(52, -1, -1):
             week = self.week_start - timedelta(weeks=weeks_back)
             leads = sorted((self._moment(week + timedelta(days=self._below(7)), 8, 18),
                             i) for i in range(per_week))
-            self._week(week, [received for received, _ in leads], checked=weeks_back == 0)
+            self._week(week, [received for received, _ in leads], weeks_back)
+        for opp_id, channel, intent, created, contact, states in self.week_opps:
+            if contact and any(created - DUPLICATE_WINDOW <= c_at and (c_at, c_id) < (
+                    created, opp_id) for c_at, c_id in self.contacts[contact]):
+                states = [*states, "duplicate"]
+            self.zones["routing"].add(states, channel, intent)
 
-    def _week(self, week: date, received: list[datetime], checked: bool) -> None:
-        rng, leads = self.rng, len(received)
-        never = late_capture = no_route = late_route = slow = no_follow = frozenset()
-        if checked:  # the seeded funnel leaks: shares well past each zone's limit
-            missed = rng.sample(range(leads), math.ceil(0.15 * leads))
-            never, late_capture = frozenset(missed[::2]), frozenset(missed[1::2])
-            captured = [i for i in range(leads) if i not in never]
-            unrouted = rng.sample(captured, math.ceil(0.25 * len(captured)))
-            no_route, late_route = frozenset(unrouted[::2]), frozenset(unrouted[1::2])
-            slow = frozenset(rng.sample(captured, math.ceil(0.5 * len(captured))))
-            routed = [i for i in captured if i not in no_route]
-            no_follow = frozenset(rng.sample(routed, math.ceil(0.6 * len(routed))))
+    def _week(self, week: date, received: list[datetime], weeks_back: int) -> None:
+        """One week of inbound leads: who was captured, routed, answered and followed up."""
+        rng, leads, checked = self.rng, len(received), weeks_back == 0
+        plan: dict[int, set[str]] = defaultdict(set)
+        if checked:  # the seeded leaks: shares well past each zone's limit
+            order = rng.sample(range(leads), leads)
+            n = math.ceil(0.05 * leads)
+            later = [i for i in order if received[i].weekday() <= 2][:n]  # Monday to Wednesday
+            for k, i in enumerate([i for i in order if i not in later][:2 * n]):
+                plan[i].add(("never", "late")[k % 2])
+            for i in later:
+                plan[i].add("later")  # captured two business days after it came in
+            captured = [i for i in order if not plan[i]]
+            for k, i in enumerate(captured):
+                plan[i].update({0: {"no_route"}, 1: {"late_route"}, 2: {"reassigned_bare"},
+                                3: {"reassigned_noted"}}.get(k % 8, set()))
+                if k % 2 == 0:
+                    plan[i].add("slow")
+                if 1 <= k % 10 <= 7:
+                    plan[i].add("no_follow")
+                elif k % 10 == 8 or received[i].weekday() > 3:
+                    plan[i].add("no_next_step")
+                else:  # a next step due the next day, early enough in the week to fall due
+                    plan[i].add("overdue")
+                plan[i].update({4: {"missed_call"}, 5: {"missed_call_late"}}.get(k % 7, set()))
+            for a, b in zip(captured[0:6:2], captured[1:6:2], strict=True):
+                plan[max(a, b)].add(f"duplicate:{min(a, b)}")
+        contacts: dict[int, str] = {}
         for i, at in enumerate(received):
             channel = self._pick(CHANNELS)
             intent = self._pick(("high", "high", "medium", "medium", "low"))
+            todo = plan[i]
+            if todo & {"missed_call", "missed_call_late"}:
+                channel = "phone"
             signal_id = self.new["S"]()
-            created: datetime | None = at + timedelta(minutes=self._int(2, 25))
-            if i in never:
+            contact = f"{rng.getrandbits(64):016x}"
+            dup = next((int(x.split(":")[1]) for x in todo if x.startswith("duplicate:")), None)
+            contact = contacts.get(dup, contact)
+            contacts[i] = contact
+            missed_call = channel == "phone" and (
+                bool(todo & {"missed_call", "missed_call_late"}) or "never" in todo)
+            created: datetime | None = at + timedelta(
+                minutes=self._int(2, 10) if missed_call else self._int(2, 25))
+            if "never" in todo:
                 created = None
-            elif i in late_capture:
-                created = self._moment(at.date() + DAY, 9, 12)
+            elif todo & {"late", "later"}:
+                days = 2 if "later" in todo else 1
+                created = self._moment(at.date() + timedelta(days=days), 9, 12)
                 if created >= self.week_until:
                     created = None
-            if checked:
-                self.zones["intake"].add(created is None or created.date() != at.date())
             self.out.write("inbound_signals", [
-                signal_id, _ts(at), channel, intent, f"{rng.getrandbits(64):016x}",
-                self._pick(SOURCES), _bool(created is not None) if channel == "phone" else ""])
+                signal_id, _ts(at), channel, intent, contact, self._pick(SOURCES),
+                _bool(not missed_call) if channel == "phone" else ""])
+            events: list[tuple] = []
             if created is not None:
-                route = "none" if i in no_route else ("late" if i in late_route else "ok")
-                self._lead(signal_id, created, channel, intent, route, i in slow,
-                           i not in no_follow, checked)
+                events = self._lead(signal_id, created, channel, intent, todo, weeks_back,
+                                    contact, missed_call)
+            if checked:
+                self._count_intake(at, created, channel, intent, missed_call, events)
         self.out.flush()
 
-    def _lead(self, signal_id: str, created: datetime, channel: str, intent: str, route: str,
-              slow: bool, followed: bool, checked: bool) -> None:
-        """One inbound opportunity: its events and where it stands at the week's end."""
-        rng, events = self.rng, []
+    def _count_intake(self, received: datetime, created: datetime | None, channel: str,
+                      intent: str, missed_call: bool, events: list[tuple]) -> None:
+        states = []
+        if created is None:
+            states.append("never_captured")
+        elif created.date() != received.date():
+            business = sum(1 for n in range(1, (created.date() - received.date()).days + 1)
+                           if (received.date() + timedelta(days=n)).weekday() < 5)
+            states.append("captured_within_a_business_day" if business <= 1
+                          else "captured_over_a_business_day_late")
+        if missed_call and not any(e[1] in ("first_response", "touch")
+                                   and received <= e[0] <= received + CALLBACK for e in events):
+            states.append("missed_call_no_callback")
+        self.zones["intake"].add(states, channel, intent)
+
+    def _lead(self, signal_id: str, created: datetime, channel: str, intent: str,
+              todo: set[str], weeks_back: int, contact: str, missed_call: bool) -> list[tuple]:
+        """One inbound opportunity: its events and where it stands; returns its events."""
+        rng, events, checked = self.rng, [], weeks_back == 0
         limit = self.week_until if checked else self.horizon_end
         owner = team = ""
 
@@ -1440,67 +1601,117 @@ class _Company:
         if channel in ACKED:
             event(created + timedelta(minutes=1), "auto_ack")
         assigned = None
-        if route != "none":
+        if "no_route" not in todo:
             owner, team = self._pick(OWNERS), INBOUND_TEAM
-            delay = (timedelta(hours=self._int(20, 30)) if route == "late"
-                     else timedelta(minutes=self._int(3, 40)))
+            delay = (timedelta(hours=self._int(5, 30)) if "late_route" in todo
+                     else timedelta(minutes=self._int(3, 15 if missed_call else 40)))
             assigned = created + delay if event(created + delay, "assigned") else None
         if not assigned:
             owner = team = ""
+        elif todo & {"reassigned_bare", "reassigned_noted"}:
+            owner = self._pick(OWNERS)
+            event(assigned + timedelta(minutes=self._int(20, 90)), "reassigned",
+                  note="reassigned_noted" in todo)
         touched = None
         if assigned:
-            if slow or intent != "high":
+            if "missed_call_late" in todo:
+                reply = assigned + timedelta(minutes=self._int(90, 180))
+            elif "slow" in todo or intent != "high":
                 reply = assigned + timedelta(minutes=self._int(120, 360))
             else:
                 reply = assigned + timedelta(minutes=self._int(5, 15))
             if event(reply, "first_response"):
                 touched = reply
-        age = (self.week_end - created.date()).days
-        stage, expected, closed, reason = "new", None, None, ""
-        if touched and followed:
+        stage, expected, closed, reason, next_due = "new", None, None, "", None
+        if touched and "no_follow" not in todo:
             room = max(31, min(24 * 60, int((limit - touched).total_seconds() // 60) - 1))
             second = touched + timedelta(minutes=self._int(30, room))
             if event(second, "touch"):
                 stage = "qualified"
                 event(second, "stage_changed", stage_to="qualified")
                 touched = second
-        if age > 60 and touched:
-            if rng.random() < 0.65:
-                closed = touched + timedelta(days=self._int(5, 45))
-                stage, reason = "closed_lost", self._pick(LOST_REASONS)
-                event(closed, "stage_changed", stage_to="closed_lost", note=True)
-                expected = closed.date()
-            else:  # gone quiet: past its close date, no next step ahead (the close-zone leak)
-                stage = self._pick(OPEN_STAGES)
-                expected = created.date() + timedelta(days=self._int(20, 45))
-                event(touched + DAY, "next_step_set", next_due=touched + timedelta(days=7))
-        elif touched:
-            if age > 21 and rng.random() < 0.25:
-                closed = touched + timedelta(days=self._int(3, max(3, age - 10)))
-                stage, reason = "closed_lost", self._pick(LOST_REASONS)
-                event(closed, "stage_changed", stage_to="closed_lost")
-                expected = closed.date()
+        kind = self._old_lead_kind(weeks_back, touched) if touched else ""
+        if kind == "closed":  # within 25 days: never silent long enough to go stale
+            closed = touched + timedelta(days=self._int(3, 25))
+            closed = min(closed, datetime.combine(self.week_start - DAY, time(17)))
+            stage, reason = "closed_lost", self._pick(LOST_REASONS)
+            event(closed, "stage_changed", stage_to="closed_lost", note=True)
+            expected = closed.date()
+        elif kind in ("stalled", "pending"):  # still in play a few weeks later
+            stage = self._pick(OPEN_STAGES)
+            recent = self._moment(self.week_start - timedelta(days=self._int(1, 12)), 9, 17)
+            while (touched := touched + timedelta(days=self._int(10, 20))) < recent:
+                event(touched, "touch")  # worked every few weeks: never stale on the way
+            event(recent, "touch")
+            if kind == "stalled":  # past its close date, its next step already due
+                expected = recent.date() - timedelta(days=self._int(1, 10))
+                next_due = recent + timedelta(days=2)
             else:
-                stage = self._pick(OPEN_STAGES) if age > 21 else stage
                 expected = self.week_end + timedelta(days=self._int(10, 60))
-                due = self._moment(self.week_end + timedelta(days=self._int(2, 14)))
+                next_due = self._moment(self.week_end + timedelta(days=self._int(2, 14)))
+            event(recent + timedelta(minutes=5), "next_step_set", next_due=next_due)
+        elif kind == "stale":  # worked for a day, then nobody came back to it
+            stage = self._pick(OPEN_STAGES)
+            expected = self.week_end + timedelta(days=self._int(10, 60))
+            event(touched + timedelta(minutes=5), "next_step_set",
+                  next_due=touched + timedelta(days=7))
+        elif touched:
+            expected = self.week_end + timedelta(days=self._int(10, 60))
+            if "no_next_step" not in todo:
+                due = (touched + timedelta(days=1) if "overdue" in todo
+                       else self._moment(self.week_end + timedelta(days=self._int(2, 14))))
                 event(touched + timedelta(minutes=5), "next_step_set", next_due=due,
                       note=rng.random() < 0.3)
         else:
             expected = self.week_end + timedelta(days=self._int(10, 60))
-        if closed and closed >= limit:
-            closed, stage, reason = None, "qualified", ""
-            expected = self.week_end + timedelta(days=30)
         customer = f"C{self._below(self.customers) + 1:06d}" if rng.random() < 0.3 else ""
-        amount = money(self._int(10, 500) * 10_000) if stage != "new" else ""
+        cents = self._int(10, 500) * 10_000 if stage != "new" else 0
+        amount = money(cents) if cents else ""
         self._write_opp([self.new["O"](), customer, signal_id, _ts(created), channel, intent,
                          team, owner, stage, amount, "USD" if amount else "", _d(expected),
                          _ts(closed) if closed else "", reason, "", "", "", "", "",
-                         self._pick(SOURCES)], created, intent, stage, expected, events)
+                         self._pick(SOURCES)], created, intent, stage, expected, events,
+                        closed=closed, contact=contact, cents=cents)
+        return events
+
+    def _old_lead_kind(self, weeks_back: int, touched: datetime) -> str:
+        """Where a lead of an earlier week stands at the checked week's end."""
+        if weeks_back < 3:
+            return ""
+        if weeks_back >= 8 and self.stale_left and self.random() < 0.05:
+            self.stale_left -= 1
+            return "stale"
+        if weeks_back <= 26 and self.stalled_left and self.random() < self.stalled_chance:
+            self.stalled_left -= 1
+            return "stalled"
+        return "pending" if weeks_back <= 12 and self.random() < 0.1 else "closed"
 
     # manifest --------------------------------------------------------------------------------
 
+    def _expected_values(self) -> dict[tuple[str, str], tuple[int, int, Decimal, Decimal]]:
+        """(closed, won, won revenue in USD, value of one opportunity) per channel × intent
+        of the history (the company-wide figure under the key (None, None))."""
+        won_base: dict[tuple, Decimal] = defaultdict(Decimal)
+        for (channel, intent, ccy), cents in self.won_cents.items():
+            amount = Decimal(cents) / 100 * self.fx_at_week_end[ccy]
+            won_base[(channel, intent)] += amount
+            won_base[(None, None)] += amount
+        totals = [sum(h[0] for h in self.closed.values()),
+                  sum(h[1] for h in self.closed.values())]
+        out = {}
+        for key, (closed, won) in [*self.closed.items(), ((None, None), totals)]:
+            value = (won_base[key] / closed).quantize(Decimal("0.01"), ROUND_HALF_UP) \
+                if closed else Decimal(0)
+            out[key] = (closed, won, won_base[key], value)
+        return out
+
+    def _value(self, channel: str, intent: str) -> tuple[int, int, Decimal, Decimal]:
+        """The history figures a channel × intent is valued at (its own, or the company's)."""
+        figures = self.values.get((channel, intent), (0, 0, Decimal(0), Decimal(0)))
+        return figures if figures[0] >= VALUE_MIN_CLOSED else self.values[(None, None)]
+
     def _funnel_findings(self) -> list[dict]:
+        self.values = self._expected_values()
         out = []
         for zone, tally in self.zones.items():
             value = tally.total - tally.bad if zone == "intake" else tally.bad  # as RULES say
@@ -1508,17 +1719,33 @@ class _Company:
             share = (Decimal(100 * value) / population).quantize(Decimal("0.01"))
             breached = (100 * value < limit * population if zone == "intake"
                         else 100 * value > limit * population)
-            if not breached:
-                raise RuntimeError(f"demo generator bug: funnel zone {zone} at {share}% does not "
-                                   f"breach its {limit}% limit")
+            unseeded = [s for s in ZONE_STATES[zone] if not tally.states[s]]
+            if not breached or unseeded:
+                raise RuntimeError(f"demo generator bug: funnel zone {zone} at {share}% (limit "
+                                   f"{limit}%), states never seeded: {unseeded}")
+            lost = sum(n * self._value(*key)[3] for key, n in tally.lost.items())
             out.append({"check": "funnel_leak_weekly", "category": zone, "entity_type": "zone",
                         "entity_id": zone, "customer_id": None,
                         "as_of": self.week_end.isoformat(), "expected_amount": None,
                         "actual_amount": None, "gap_amount": None, "currency": None,
                         "days_outstanding": None, "value_pct": str(share),
                         "limit_pct": str(limit), "problems": tally.bad,
-                        "population": tally.total})
-        return out
+                        "population": tally.total,
+                        "states": {s: tally.states[s] for s in ZONE_STATES[zone]},
+                        "lost_value_base": str(lost)})
+        return out + [self._stale_finding(deal) for deal in self.stale]
+
+    def _stale_finding(self, deal: dict) -> dict:
+        closed, won, _, value = self._value(deal["channel"], deal["intent"])
+        if deal["cents"]:
+            value = (Decimal(deal["cents"] * won) / Decimal(closed * 100)).quantize(
+                Decimal("0.01"), ROUND_HALF_UP)
+        return {"check": "funnel_leak_weekly", "category": "stale_deal",
+                "entity_type": "opportunity", "entity_id": deal["id"],
+                "customer_id": deal["customer"], "as_of": self.week_end.isoformat(),
+                "expected_amount": str(value), "actual_amount": "0.00", "gap_amount": str(value),
+                "currency": deal["currency"] or BASE_CURRENCY,
+                "days_outstanding": (self.week_end - deal["last"]).days - STALE_DAYS}
 
     def _portfolio(self) -> dict:
         """The booked-vs-billed portfolio figure (base currency, fx on as_of)."""

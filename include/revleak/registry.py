@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 Cadence = Literal["daily", "weekly", "quarterly"]
 
@@ -49,14 +49,36 @@ class PricingDrift(Tolerance):  # a price is right or wrong to the cent
 
 
 class FunnelLeak(Rules):
+    """Zone limits (contract §3) and what each leak state, cell, trend and value means
+    (docs/funnel.md)."""
+
     intake_min_pct: Decimal = Field(Decimal("95"), ge=0, le=100)
+    callback_minutes: StrictInt = Field(60, ge=1, le=10080)
     routing_hours: StrictInt = Field(4, ge=1, le=720)
     routing_max_pct: Decimal = Field(Decimal("10"), ge=0, le=100)
+    duplicate_days: StrictInt = Field(14, ge=1, le=366)
     response_minutes: StrictInt = Field(60, ge=1, le=10080)
+    response_minutes_medium: StrictInt | None = Field(None, ge=1, le=10080)
+    response_minutes_low: StrictInt | None = Field(None, ge=1, le=10080)
     response_max_pct: Decimal = Field(Decimal("30"), ge=0, le=100)
     follow_up_hours: StrictInt = Field(48, ge=1, le=720)
     follow_up_max_pct: Decimal = Field(Decimal("40"), ge=0, le=100)
     close_max_pct: Decimal = Field(Decimal("20"), ge=0, le=100)
+    stale_days: StrictInt = Field(30, ge=1, le=3660)
+    cell_min_population: StrictInt = Field(5, ge=1, le=1_000_000)
+    business_hours_start: StrictInt = Field(9, ge=0, le=23)
+    business_hours_end: StrictInt = Field(18, ge=1, le=24)
+    trend_weeks: StrictInt = Field(3, ge=2, le=52)
+    history_days: StrictInt = Field(365, ge=7, le=3660)
+    value_min_closed: StrictInt = Field(5, ge=1, le=1_000_000)
+
+    @field_validator("business_hours_end")
+    @classmethod
+    def _after_start(cls, end: int, info: ValidationInfo) -> int:
+        start = info.data.get("business_hours_start")
+        if start is not None and end <= start:
+            raise ValueError(f"an hour after business_hours_start ({start}), up to 24")
+        return end
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,10 @@ class CheckSpec:
     rules: type[Rules]
     sources: tuple[str, ...]  # tables it needs delivered (empty or stale → data_missing)
     params: tuple[str, ...] = ()  # rules a manual run may override on the trigger form
+    # Steps re-run for each of the `trend_weeks` - 1 weeks before the as-of date (oldest first,
+    # then `forget_week`) before the run reaches the first of them, so a trend is measured from
+    # the books, never from which weeks were checked before.
+    trend_steps: tuple[str, ...] = ()
 
     @property
     def sql(self) -> str:
@@ -82,8 +108,10 @@ CHECKS: dict[str, CheckSpec] = {spec.id: spec for spec in (
               (*TOLERANCE_PARAMS, "billing_lag_days")),
     CheckSpec("billed_vs_collected_weekly", "weekly", "Finance", "bvc-1", BilledVsCollected,
               ("invoices", "invoice_lines", "payments"), TOLERANCE_PARAMS),
-    CheckSpec("funnel_leak_weekly", "weekly", "Sales Ops", "fl-1", FunnelLeak,
-              ("inbound_signals", "opportunities", "opportunity_events")),
+    CheckSpec("funnel_leak_weekly", "weekly", "Sales Ops", "fl-2", FunnelLeak,
+              ("inbound_signals", "opportunities", "opportunity_events"),
+              trend_steps=("week_signals", "week_opportunities", "follow_ups",
+                           "open_opportunities", "measured", "keep_rate")),
     CheckSpec("recognized_vs_collected_quarterly", "quarterly", "Accounting", "rvc-1",
               RecognizedVsCollected, ("gl_entries", "payments", "bank_transactions"),
               TOLERANCE_PARAMS),

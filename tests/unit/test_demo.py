@@ -10,7 +10,7 @@ import csv
 import json
 import re
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -282,62 +282,140 @@ def test_decoys_look_like_leaks(books):
 
 
 def test_funnel_zones_recomputed_from_the_files(books):
-    """The checked week's five zone shares, from signals, opportunities and events."""
+    """The checked week's zones (population, problems, leak states) and its stale deals,
+    recomputed from signals, opportunities and events as docs/funnel.md says (UTC)."""
     _, manifest, tables = books
     run = manifest["runs"]["funnel_leak_weekly"]
     first, last = date.fromisoformat(run["window_start"]), date.fromisoformat(run["as_of"])
+    start = datetime.fromisoformat(f"{first}T00:00:00+00:00")
+    end = datetime.fromisoformat(f"{last + timedelta(days=1)}T00:00:00+00:00")
 
     def moment(text):
         return datetime.fromisoformat(text)
 
-    def in_week(text):
-        return first <= moment(text).date() <= last
-
     events = defaultdict(list)
     for e in tables["opportunity_events"]:
         events[e["opportunity_id"]].append((moment(e["occurred_at"]), e))
+    for history in events.values():
+        history.sort(key=lambda x: (x[0], x[1]["event_id"]))
     opps = tables["opportunities"]
-    created_on = {o["signal_id"]: moment(o["created_at"]).date() for o in opps if o["signal_id"]}
-    signals = [s for s in tables["inbound_signals"] if in_week(s["received_at"])]
-    captured = sum(created_on.get(s["signal_id"]) == moment(s["received_at"]).date()
-                   for s in signals)
-    counts = {"intake": (captured, len(signals))}
-    new = [o for o in opps if in_week(o["created_at"])]
+    contact = {s["signal_id"]: s["contact_key"] for s in tables["inbound_signals"]}
+    of_contact, of_signal = defaultdict(list), defaultdict(list)
+    for o in opps:
+        if o["signal_id"]:
+            of_contact[contact[o["signal_id"]]].append(o)
+            of_signal[o["signal_id"]].append(o)
 
-    def missing(opp, kind, hours):
-        deadline = moment(opp["created_at"]) + timedelta(hours=hours)
-        history = events[opp["opportunity_id"]]
-        return not any(e["event_type"] == kind and at <= deadline for at, e in history)
+    def closed_by(o, at):
+        return o["stage"] in ("closed_won", "closed_lost") and (
+            not o["closed_at"] or moment(o["closed_at"]) <= at)
 
-    counts["routing"] = (sum(missing(o, "assigned", 4) for o in new), len(new))
-    high = [o for o in new if o["intent"] == "high"]
-    counts["response"] = (sum(missing(o, "first_response", 1) for o in high), len(high))
-    followed = []
-    for opp in opps:
-        assigned = min((at for at, e in events[opp["opportunity_id"]]
-                        if e["event_type"] == "assigned"), default=None)
-        if assigned and first <= assigned.date() <= last:
-            touches = [at for at, e in events[opp["opportunity_id"]]
-                       if e["event_type"] in ("first_response", "touch")
-                       and at <= assigned + timedelta(hours=48)]
-            followed.append(len(touches) >= 2)
-    counts["follow_up"] = (followed.count(False), len(followed))
-    open_ = [o for o in opps if o["stage"] not in ("closed_won", "closed_lost")]
-    stale = [o for o in open_ if o["expected_close_date"]
-             and date.fromisoformat(o["expected_close_date"]) < last
-             and not any(e["event_type"] == "next_step_set"
-                         and moment(e["next_step_due"]).date() >= last
-                         for _, e in events[o["opportunity_id"]])]
-    counts["close"] = (len(stale), len(open_))
-    zones = {leak["category"]: leak for leak in manifest["leaks"] if leak["entity_type"] == "zone"}
-    assert set(zones) == set(counts)
-    for zone, (value, population) in counts.items():
-        leak = zones[zone]
-        share = Decimal(100 * value) / population
-        assert (leak["population"], Decimal(leak["value_pct"])) == (
-            population, share.quantize(CENT)), zone
+    def open_at_end(o):
+        return moment(o["created_at"]) < end and not (
+            o["stage"] in ("closed_won", "closed_lost")
+            and (not o["closed_at"] or moment(o["closed_at"]) < end))
+
+    def within(o, kinds, after, until):
+        return [at for at, e in events[o["opportunity_id"]]
+                if e["event_type"] in kinds and after <= at <= until]
+
+    zones = {zone: [] for zone in demo.ZONES}  # the leak states of each item
+    for s in tables["inbound_signals"]:
+        received = moment(s["received_at"])
+        if not start <= received < end:
+            continue
+        captured = [moment(o["created_at"]) for o in of_signal[s["signal_id"]]
+                    if moment(o["created_at"]) < end]
+        got = []
+        if not captured:
+            got.append("never_captured")
+        elif received.date() not in {c.date() for c in captured}:
+            day = received.date()
+            late = sum(1 for n in range(1, (min(captured).date() - day).days + 1)
+                       if (day + timedelta(days=n)).weekday() < 5)
+            got.append("captured_within_a_business_day" if late <= 1
+                       else "captured_over_a_business_day_late")
+        if s["answered"] == "false" and not any(
+                within(o, ("first_response", "touch"), received, received + timedelta(hours=1))
+                for o in of_signal[s["signal_id"]] if moment(o["created_at"]) < end):
+            got.append("missed_call_no_callback")
+        zones["intake"].append(got)
+    for o in opps:
+        created, history = moment(o["created_at"]), events[o["opportunity_id"]]
+        assigned = min((at for at, e in history if e["event_type"] == "assigned"), default=None)
+        if start <= created < end:
+            got = []
+            if assigned is None or assigned > created + timedelta(hours=4):
+                got.append("unassigned_past_limit")
+            if any(e["event_type"] == "reassigned" and at < end and e["has_note"] != "true"
+                   for at, e in history):
+                got.append("reassigned_without_note")
+            if o["signal_id"] and any(
+                    created - timedelta(days=14) <= moment(p["created_at"])
+                    and (moment(p["created_at"]), p["opportunity_id"])
+                    < (created, o["opportunity_id"])
+                    for p in of_contact[contact[o["signal_id"]]]):
+                got.append("duplicate")
+            if not o["owner"] and open_at_end(o) and not any(
+                    e["event_type"] in ("assigned", "reassigned") and at < end
+                    for at, e in history):
+                got.append("ownerless")
+            zones["routing"].append(got)
+            if o["intent"] == "high":
+                target = created + timedelta(hours=1)
+                late = not within(o, ("first_response",), datetime.min.replace(tzinfo=UTC),
+                                  target)
+                acked = within(o, ("auto_ack",), datetime.min.replace(tzinfo=UTC), target)
+                zones["response"].append(["response_past_target", "auto_ack_only"][
+                    :int(late) + int(late and bool(acked))])
+        if assigned and start <= assigned + timedelta(hours=48) < end:
+            deadline, got = assigned + timedelta(hours=48), []
+            if not closed_by(o, deadline):
+                if len(within(o, ("first_response", "touch"), assigned, deadline)) < 2:
+                    got.append("no_second_touch")
+                if not within(o, ("next_step_set",), assigned, deadline):
+                    got.append("no_next_step")
+            steps = [e for at, e in history if e["event_type"] == "next_step_set" and at < end]
+            if steps and open_at_end(o):
+                due = moment(steps[-1]["next_step_due"])
+                if due < end and not [at for at, e in history if due <= at < end and
+                                      e["event_type"] in ("first_response", "touch")]:
+                    got.append("next_step_overdue")
+            zones["follow_up"].append(got)
+    stale = {}
+    for o in opps:
+        if not open_at_end(o):
+            continue
+        history = events[o["opportunity_id"]]
+        active = max([moment(o["created_at"])] + [at for at, e in history
+                                                  if e["event_type"] != "auto_ack" and at < end])
+        ahead = any(e["event_type"] == "next_step_set" and at < end
+                    and moment(e["next_step_due"]).date() >= last for at, e in history)
+        got = []
+        if o["expected_close_date"] and date.fromisoformat(o["expected_close_date"]) < last \
+                and not ahead:
+            got.append("past_expected_close")
+        if active.date() <= last - timedelta(days=30):
+            got.append("silent_drop_off")
+            stale[o["opportunity_id"]] = (last - active.date()).days - 30
+        zones["close"].append(got)
+    seeded = {leak["category"]: leak for leak in manifest["leaks"] if leak["entity_type"] == "zone"}
+    assert set(seeded) == set(zones)
+    for zone, items in zones.items():
+        leak = seeded[zone]
+        problems = sum(1 for got in items if got)
+        counts = {s: sum(s in got for got in items) for s in leak["states"]}
+        assert (leak["population"], leak["problems"], leak["states"]) == (
+            len(items), problems, counts), zone
+        assert all(counts.values()), f"{zone}: a state never seeded"
+        assert {s for got in items for s in got} <= set(leak["states"]), zone
+        share = Decimal(100 * (len(items) - problems if zone == "intake" else problems)) / len(
+            items)
+        assert Decimal(leak["value_pct"]) == share.quantize(CENT), zone
         limit = Decimal(leak["limit_pct"])
         assert share < limit if zone == "intake" else share > limit, zone
+    assert {x["entity_id"]: x["days_outstanding"] for x in manifest["leaks"]
+            if x["category"] == "stale_deal"} == stale
 
 
 def _money_findings(tables: dict, runs: dict) -> dict:

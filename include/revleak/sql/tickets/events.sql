@@ -87,10 +87,11 @@ events as (
                                 then 'high'
                                 when abs(coalesce(d.gap_amount_base, d.gap_amount)) >= 1000
                                 then 'medium' else 'low' end,
-               'title', case when d.gap_amount is null
-                   then format('[revleak] %%s: %%s %%s — %%s%%%% (limit %%s%%%%)', d.category,
-                               d.entity_type, d.entity_id, d.gap_pct,
-                               d.evidence ->> 'limit_pct')
+               'title', case when d.entity_type = 'zone'
+                   then format('[revleak] %%s: %%s %%s — %%s%%%% (limit %%s%%%%), lost %%s %%s',
+                               d.category, d.entity_type, d.entity_id, trim_scale(d.gap_pct),
+                               d.evidence ->> 'limit_pct', round(coalesce(d.gap_amount, 0), 2),
+                               d.currency)
                    else format('[revleak] %%s: %%s %%s — gap %%s %%s', d.category,
                                d.entity_type, d.entity_id, round(d.gap_amount, 2),
                                d.currency) end,
