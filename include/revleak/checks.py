@@ -1,7 +1,9 @@
 """Running a check: guard the sources, reconcile in SQL, keep the results for recording.
 
 A check is one SQL file in ``revleak/sql/checks/<check_id>.sql`` made of named steps
-(``-- name: step``); every value is a bind parameter.
+(``-- name: step``) ending in a ``run_findings`` table; every value is a bind parameter. The
+tail every check shares (results with their time-weighted loss, the run's totals) is
+``sql/findings/results.sql``.
 """
 
 from __future__ import annotations
@@ -116,18 +118,12 @@ def reconcile(conn: psycopg.Connection, run: CheckRun) -> dict:
             cur = conn.execute(statement, params)
             if name == "metrics":
                 metrics = cur.fetchall()
-        conn.execute("delete from revleak.check_results where check_id = %s and as_of = %s",
-                     (run.check_id, run.as_of))
-        conn.execute(
-            "insert into revleak.check_results (check_id, as_of, fingerprint, category,"
-            " entity_type, entity_id, customer_id, expected_amount, actual_amount, gap_amount,"
-            " currency, gap_amount_base, gap_pct, days_outstanding, time_weighted_loss, evidence)"
-            " select %s, %s, fingerprint, category, entity_type, entity_id, customer_id,"
-            " expected_amount, actual_amount, gap_amount, currency, gap_amount_base, gap_pct,"
-            " days_outstanding, time_weighted_loss,"
-            " evidence || jsonb_build_object('rule_version', %s::text, 'rules', %s::jsonb)"
-            " from run_findings",
-            (run.check_id, run.as_of, run.rule_version, Jsonb(jsonable(run.rules))))
+        tail = statements.named("findings/results.sql")
+        tail_params = {**params, "rule_version": run.rule_version,
+                       "rules": Jsonb(jsonable(run.rules))}
+        conn.execute(tail["results_clear"], tail_params)
+        conn.execute(tail["results"], tail_params)
+        metrics += conn.execute(tail["metrics"], tail_params).fetchall()
         for metric, value, detail in metrics:
             conn.execute(
                 "insert into revleak.metrics (check_id, as_of, metric, value, detail)"

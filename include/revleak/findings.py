@@ -16,9 +16,6 @@ from revleak import statements
 from revleak.checks import CheckRun, jsonable
 from revleak.config import Config
 
-FIGURES = ("category, entity_type, entity_id, customer_id, expected_amount, actual_amount,"
-           " gap_amount, currency, gap_amount_base, gap_pct, days_outstanding,"
-           " time_weighted_loss, evidence")
 _cursor_ids = itertools.count()
 
 
@@ -85,24 +82,7 @@ def summarize(conn: psycopg.Connection, check_id: str, as_of: date) -> dict:
 def query(conn: psycopg.Connection, check: str | None = None, as_of: date | None = None,
           status: str = "open"):
     """Findings as the contract's JSON objects (§4): current state, or history for a date."""
-    source = "revleak.finding_history h join revleak.findings f using (fingerprint)" if as_of \
-        else "revleak.findings f"
-    prefix = "h." if as_of else "f."
-    where, args = [], []
-    if check:
-        where.append("f.check_id = %s")
-        args.append(check)
-    if as_of:
-        where.append("h.as_of = %s")
-        args.append(as_of)
-    if status != "all":
-        where.append(f"{prefix}status = %s")
-        args.append(status)
-    cols = ", ".join(f"{prefix}{c.strip()}" for c in FIGURES.split(",") if c.strip() != "evidence")
+    statement = statements.named("findings/query.sql")["on_date" if as_of else "current"]
     with conn.cursor(name=f"findings_{next(_cursor_ids)}", row_factory=dict_row) as cur:
-        cur.execute(
-            f"select f.fingerprint, f.check_id as check, {cols}, {prefix}as_of, f.owner,"
-            f" f.due_date, {prefix}status, f.ticket_key, f.first_seen_as_of, f.resolved_as_of,"
-            f" {prefix}evidence from {source} {'where ' + ' and '.join(where) if where else ''}"
-            f" order by {prefix}time_weighted_loss desc nulls last, f.fingerprint", args)
+        cur.execute(statement, {"check": check, "as_of": as_of, "status": status})
         yield from cur  # a server-side cursor: rows stream, memory stays flat

@@ -30,7 +30,7 @@ payments as (
 select b.*, coalesce(p.collected, 0) as collected, coalesce(p.disputed, false) as disputed,
        coalesce(p.failed, false) as failed, coalesce(p.attempts, '[]') as attempts,
        b.billed - coalesce(p.collected, 0) as outstanding,
-       greatest(b.billed * %(tolerance_pct)s / 100, %(tolerance_min)s) as tolerance,
+       revleak.tolerance(b.billed, %(tolerance_pct)s, %(tolerance_min)s) as tolerance,
        fx.rate as fx_rate
 from billed b
 left join payments p using (invoice_id)
@@ -60,7 +60,7 @@ portfolio as (
     from invoice_balances
 ),
 found as (
-    select md5(concat_ws(':', %(check_id)s::text, 'collection', 'invoice', u.invoice_id))
+    select revleak.fingerprint(%(check_id)s, 'collection', 'invoice', u.invoice_id)
                as fingerprint,
            u.category, 'invoice' as entity_type, u.invoice_id as entity_id, u.customer_id,
            u.currency, round(u.billed, 2) as expected_amount,
@@ -74,7 +74,7 @@ found as (
                               'payments', u.attempts) as evidence
     from uncollected u
     union all
-    select md5(concat_ws(':', %(check_id)s::text, 'unapplied_cash', 'payment', a.payment_id)),
+    select revleak.fingerprint(%(check_id)s, 'unapplied_cash', 'payment', a.payment_id),
            'unapplied_cash', 'payment', a.payment_id, a.customer_id, a.currency,
            round(a.amount, 2), 0, round(a.amount, 2), round(a.amount * a.fx_rate, 2), 100,
            %(as_of)s - a.paid_on,
@@ -82,7 +82,7 @@ found as (
     from unapplied a
     union all
     -- the realization-rate alarm: collected / billed of past-due invoices below the threshold
-    select md5(concat_ws(':', %(check_id)s::text, 'realization', 'portfolio', 'all')),
+    select revleak.fingerprint(%(check_id)s, 'realization', 'portfolio', 'all'),
            'short_paid', 'portfolio', 'all', null, %(base_currency)s::text,
            round(p.billed_base, 2), round(p.collected_base, 2),
            round(p.billed_base - p.collected_base, 2), round(p.billed_base - p.collected_base, 2),
@@ -94,7 +94,7 @@ found as (
     where p.billed_base > 0
       and 100 * p.collected_base / p.billed_base < %(realization_alarm_pct)s
 )
-select f.*, f.gap_amount_base * f.days_outstanding as time_weighted_loss from found f;
+select * from found;
 
 -- name: metrics
 select 'realization_rate' as metric,
@@ -103,10 +103,4 @@ select 'realization_rate' as metric,
                           'collected_base', round(sum(least(collected, billed) * fx_rate), 2))
 from invoice_balances
 union all
-select 'past_due_invoices', count(*), '{}'::jsonb from invoice_balances
-union all
-select 'findings', count(*), coalesce(jsonb_object_agg(category, n), '{}')
-from (select category, count(*) as n from run_findings group by category) c
-union all
-select 'gap_base_total', coalesce(sum(gap_amount_base), 0), '{}'::jsonb
-from run_findings where entity_type <> 'portfolio';
+select 'past_due_invoices', count(*), '{}'::jsonb from invoice_balances;

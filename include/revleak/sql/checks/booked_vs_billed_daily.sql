@@ -89,8 +89,8 @@ left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = 
 create temp table run_findings on commit drop as
 with tolerances as (
     select g.*,
-           greatest(g.due * %(tolerance_pct)s / 100, %(tolerance_min)s) as under_tolerance,
-           greatest(g.started * %(tolerance_pct)s / 100, %(tolerance_min)s) as over_tolerance
+           revleak.tolerance(g.due, %(tolerance_pct)s, %(tolerance_min)s) as under_tolerance,
+           revleak.tolerance(g.started, %(tolerance_pct)s, %(tolerance_min)s) as over_tolerance
     from contract_gaps g
 ),
 gaps as (
@@ -146,7 +146,7 @@ over_since as (  -- the invoice whose billing first pushed the contract over wha
     group by g.opportunity_id
 ),
 contract_findings as (
-    select md5(concat_ws(':', %(check_id)s::text, g.leak, 'opportunity', g.opportunity_id))
+    select revleak.fingerprint(%(check_id)s, g.leak, 'opportunity', g.opportunity_id)
                as fingerprint,
            g.category, 'opportunity' as entity_type, g.opportunity_id as entity_id,
            g.customer_id, g.currency,
@@ -181,10 +181,9 @@ portfolio as (
             where gap_amount > 0 and category <> 'renewal_miss') as days
     from contract_gaps
 )
-select f.*, f.gap_amount_base * f.days_outstanding as time_weighted_loss
-from contract_findings f
+select * from contract_findings
 union all
-select md5(concat_ws(':', %(check_id)s::text, 'portfolio', 'portfolio', 'all')),
+select revleak.fingerprint(%(check_id)s, 'portfolio', 'portfolio', 'all'),
        'under_billed', 'portfolio', 'all', null, %(base_currency)s::text,
        round(p.due_base, 2), round(p.due_base - p.shortfall_base, 2),
        round(p.shortfall_base, 2), round(p.shortfall_base, 2),
@@ -192,10 +191,9 @@ select md5(concat_ws(':', %(check_id)s::text, 'portfolio', 'portfolio', 'all')),
        p.days,
        jsonb_build_object('due_base', round(p.due_base, 2),
                           'shortfall_base', round(p.shortfall_base, 2),
-                          'contracts_without_fx_rate', p.missing_fx),
-       round(p.shortfall_base, 2) * p.days
+                          'contracts_without_fx_rate', p.missing_fx)
 from portfolio p
-where p.shortfall_base > greatest(p.due_base * %(tolerance_pct)s / 100, %(tolerance_min)s);
+where p.shortfall_base > revleak.tolerance(p.due_base, %(tolerance_pct)s, %(tolerance_min)s);
 
 -- name: metrics
 -- Run-level figures: realization (billed / due, excess billing not netted), totals, coverage.
@@ -205,10 +203,4 @@ select 'realization_rate' as metric,
                           'billed_base', round(sum(least(billed, due) * fx_rate), 2))
 from contract_gaps
 union all
-select 'contracts_checked', count(*), '{}'::jsonb from contract_gaps
-union all
-select 'findings', count(*), jsonb_object_agg(category, n)
-from (select category, count(*) as n from run_findings group by category) c
-union all
-select 'gap_base_total', coalesce(sum(gap_amount_base), 0), '{}'::jsonb
-from run_findings where entity_type <> 'portfolio';
+select 'contracts_checked', count(*), '{}'::jsonb from contract_gaps;

@@ -484,7 +484,7 @@ where r.next_stage is not null;
 -- and one per stale deal (its expected value: amount × win rate of its channel and intent).
 create temp table run_findings on commit drop as
 with zone_findings as (
-    select md5(concat_ws(':', %(check_id)s::text, 'zone', z.zone)) as fingerprint,
+    select revleak.fingerprint(%(check_id)s, 'zone', z.zone) as fingerprint,
            z.zone as category, 'zone' as entity_type, z.zone as entity_id,
            null::text as customer_id, %(base_currency)s::text as currency,
            null::numeric as expected_amount, null::numeric as actual_amount,
@@ -540,8 +540,8 @@ with zone_findings as (
     where z.leaking
 ),
 stale_findings as (
-    select md5(concat_ws(':', %(check_id)s::text, 'stale_deal', 'opportunity',
-                         o.opportunity_id)) as fingerprint,
+    select revleak.fingerprint(%(check_id)s, 'stale_deal', 'opportunity', o.opportunity_id)
+               as fingerprint,
            'stale_deal' as category, 'opportunity' as entity_type,
            o.opportunity_id as entity_id, o.customer_id,
            case when o.amount is null then %(base_currency)s::text else o.currency end
@@ -573,14 +573,12 @@ stale_findings as (
                             else o.currency end
     where o.stale
 )
-select z.*, z.gap_amount_base * z.days_outstanding as time_weighted_loss
-from zone_findings z
+select * from zone_findings
 union all
 select s.fingerprint, s.category, s.entity_type, s.entity_id, s.customer_id, s.currency,
        round(coalesce(s.value, 0), 2), 0, round(coalesce(s.value, 0), 2),
        round(s.value_base, 2), case when s.value > 0 then 100 end, s.days_outstanding,
-       s.evidence,
-       round(s.value_base, 2) * s.days_outstanding
+       s.evidence
 from stale_findings s;
 
 -- name: metrics
@@ -653,9 +651,7 @@ from (select source, channel, sum(closed) as closed, sum(won) as won,
 union all
 select 'close_outcomes', coalesce(sum(n), 0), coalesce(jsonb_object_agg(outcome, n), '{}')
 from week_outcomes
-union all
-select 'findings', coalesce(sum(n), 0), coalesce(jsonb_object_agg(category, n), '{}')
-from (select category, count(*) as n from run_findings group by category) c;
+
 
 -- name: forget_week
 -- Between the earlier weeks of a trend: drop one week's tables before measuring the next.

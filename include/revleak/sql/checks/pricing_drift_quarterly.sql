@@ -82,12 +82,12 @@ drift as (  -- lines in another currency than the customer's drift apart: custom
 ),
 found as (
     select d.*, d.expected - d.actual as gap,
-           greatest(abs(d.expected) * %(tolerance_pct)s / 100, %(tolerance_min)s) as tolerance,
+           revleak.tolerance(abs(d.expected), %(tolerance_pct)s, %(tolerance_min)s) as tolerance,
            fx.rate as fx_rate
     from drift d
     left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = d.currency
 )
-select md5(concat_ws(':', %(check_id)s::text, f.category, 'customer_sku', f.entity_id))
+select revleak.fingerprint(%(check_id)s, f.category, 'customer_sku', f.entity_id)
            as fingerprint,
        f.category, 'customer_sku' as entity_type, f.entity_id,
        f.customer_id, f.currency, round(f.expected, 2) as expected_amount,
@@ -98,8 +98,7 @@ select md5(concat_ws(':', %(check_id)s::text, f.category, 'customer_sku', f.enti
        jsonb_build_object('lines', f.lines, 'tolerance', round(f.tolerance, 2),
                           'fx_rate', f.fx_rate,
                           'subscription_drift', abs(100 * f.gap / nullif(f.expected, 0))
-                                                > %(subscription_drift_pct)s) as evidence,
-       round(f.gap * f.fx_rate, 2) * (%(as_of)s - f.since) as time_weighted_loss
+                                                > %(subscription_drift_pct)s) as evidence
 from found f
 where abs(f.gap) > f.tolerance;
 
@@ -107,9 +106,4 @@ where abs(f.gap) > f.tolerance;
 select 'lines_checked' as metric, count(*)::numeric as value,
        jsonb_build_object('without_rate_card', count(*) filter (where list_price is null))
            as detail
-from priced_lines
-union all
-select 'findings', count(*), coalesce(jsonb_object_agg(category, n), '{}')
-from (select category, count(*) as n from run_findings group by category) c
-union all
-select 'gap_base_total', coalesce(sum(gap_amount_base), 0), '{}'::jsonb from run_findings;
+from priced_lines;

@@ -21,7 +21,7 @@ collected as (
 not_collected as (
     select r.*, i.customer_id, i.currency, coalesce(c.collected, 0) as collected,
            r.recognized - coalesce(c.collected, 0) as gap,
-           greatest(r.recognized * %(tolerance_pct)s / 100, %(tolerance_min)s) as tolerance
+           revleak.tolerance(r.recognized, %(tolerance_pct)s, %(tolerance_min)s) as tolerance
     from recognized r
     join revleak.invoices i using (invoice_id)
     left join collected c using (invoice_id)
@@ -41,8 +41,8 @@ undeposited as (  -- succeeded payments with no bank deposit within the deposit 
                                       + %(deposit_lag_days)s)
 ),
 found as (
-    select md5(concat_ws(':', %(check_id)s::text, 'recognized_not_collected', 'invoice',
-                         n.invoice_id)) as fingerprint,
+    select revleak.fingerprint(%(check_id)s, 'recognized_not_collected', 'invoice',
+                               n.invoice_id) as fingerprint,
            'recognized_not_collected' as category, 'invoice' as entity_type,
            n.invoice_id as entity_id, n.customer_id, n.currency,
            round(n.recognized, 2) as expected_amount, round(n.collected, 2) as actual_amount,
@@ -54,8 +54,7 @@ found as (
                               'tolerance', round(n.tolerance, 2)) as evidence
     from not_collected n where n.gap > n.tolerance
     union all
-    select md5(concat_ws(':', %(check_id)s::text, 'payment_not_deposited', 'payment',
-                         u.payment_id)),
+    select revleak.fingerprint(%(check_id)s, 'payment_not_deposited', 'payment', u.payment_id),
            'payment_not_deposited', 'payment', u.payment_id, u.customer_id, u.currency,
            round(u.amount, 2), 0, round(u.amount, 2),
            %(as_of)s - (u.paid_on + %(deposit_lag_days)s),
@@ -68,14 +67,6 @@ select f.fingerprint, f.category, f.entity_type, f.entity_id, f.customer_id, f.c
        round(f.gap_amount * fx.rate, 2) as gap_amount_base,
        round(100 * f.gap_amount / nullif(f.expected_amount, 0), 4) as gap_pct,
        f.days_outstanding,
-       f.evidence || jsonb_build_object('fx_rate', fx.rate) as evidence,
-       round(f.gap_amount * fx.rate, 2) * f.days_outstanding as time_weighted_loss
+       f.evidence || jsonb_build_object('fx_rate', fx.rate) as evidence
 from found f
 left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = f.currency;
-
--- name: metrics
-select 'findings' as metric, count(*)::numeric as value,
-       coalesce(jsonb_object_agg(category, n), '{}') as detail
-from (select category, count(*) as n from run_findings group by category) c
-union all
-select 'gap_base_total', coalesce(sum(gap_amount_base), 0), '{}'::jsonb from run_findings;
