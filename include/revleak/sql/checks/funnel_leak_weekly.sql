@@ -650,8 +650,7 @@ from (select source, channel, sum(closed) as closed, sum(won) as won,
       from history group by source, channel) q
 union all
 select 'close_outcomes', coalesce(sum(n), 0), coalesce(jsonb_object_agg(outcome, n), '{}')
-from week_outcomes
-
+from week_outcomes;
 
 -- name: forget_week
 -- Between the earlier weeks of a trend: drop one week's tables before measuring the next.
