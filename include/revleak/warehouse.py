@@ -3,6 +3,8 @@
 Resolution order: ``AIRFLOW_CONN_REVLEAK_WAREHOUSE`` (URI or JSON, as anywhere in Airflow);
 inside Airflow, any other connection source (secrets backend, metadata database);
 otherwise an embedded PostgreSQL server from PyPI (pgserver) in ``$REVLEAK_HOME/pgdata``.
+Inside Airflow the connection is opened by the postgres provider's ``PostgresHook`` (its
+extras, IAM and options as Airflow documents them); outside it, by psycopg directly.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -98,10 +101,22 @@ def describe(params: dict) -> str:
     return f"{where}{port}/{params.get('dbname', '')}"
 
 
+def _through_hook(autocommit: bool) -> psycopg.Connection | None:
+    """Inside Airflow, with the connection defined: Airflow's own PostgresHook opens it."""
+    if "airflow.sdk" not in sys.modules or connections.lookup(CONN_ID) is None:
+        return None
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    conn = PostgresHook(postgres_conn_id=CONN_ID).get_conn()
+    conn.autocommit = autocommit
+    return conn
+
+
 def connect(autocommit: bool = False) -> psycopg.Connection:
     params = connection_params()
     try:
-        return psycopg.connect(autocommit=autocommit, connect_timeout=10, **params)
+        return _through_hook(autocommit) or psycopg.connect(
+            autocommit=autocommit, connect_timeout=10, **params)
     except psycopg.OperationalError as e:
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else "connection refused"
         raise RevleakError(

@@ -21,18 +21,17 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from tenacity import wait_exponential_jitter
 
 from revleak import connections, warehouse
 from revleak.config import load_config
@@ -56,7 +55,13 @@ CLOCK_SKEW = timedelta(minutes=10)  # look back this much further than the attem
 MAX_PAUSE_SECONDS = 3600
 PAUSE_LOOK_SECONDS = 1.0  # how often a worker reads a pause another relay may have set
 log = logging.getLogger(__name__)
-backoff = wait_exponential_jitter(multiplier=2, max=300, jitter=2)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before the next attempt of an event whose attempt ``attempt`` failed: doubling
+    from 2 s, at most 5 minutes, plus up to 2 s of jitter so relays do not retry in step. The
+    wait is kept in the outbox (``next_attempt_at``), so it holds across relay runs."""
+    return min(2.0 ** attempt, 300.0) + random.uniform(0, 2)
 
 CANDIDATES = """
 select e.event_id from revleak.ticket_outbox e
@@ -356,8 +361,7 @@ def _setback(run: _Run, conn: psycopg.Connection, provider: Provider, event: dic
         return later
     if isinstance(e, DeliveryError):
         attempt = event["attempts"] + 1
-        delay = e.retry_after if e.retry_after is not None else \
-            backoff(SimpleNamespace(attempt_number=attempt))
+        delay = e.retry_after if e.retry_after is not None else backoff(attempt)
         log.warning("%s attempt %s failed: %s", what, attempt, e)
         if attempt >= run.max_attempts:
             report.failures[f"gave up after {attempt} attempts: {e}"] += 1
