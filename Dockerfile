@@ -11,7 +11,7 @@ COPY --chown=airflow:root requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir --constraint requirements.lock \
       "apache-airflow==3.3.2" "apache-airflow-providers-postgres" \
       "apache-airflow-providers-smtp" "apache-airflow-providers-celery" "celery[redis]" \
-      "psycopg[binary]" "pgserver" "requests" "tenacity" "jinja2" "pyyaml" "matplotlib"
+      "psycopg[binary]" "pgserver" "requests" "jinja2" "pyyaml" "matplotlib"
 COPY --chown=airflow:root include ./include
 COPY --chown=airflow:root config ./config
 COPY --chown=airflow:root dags ./dags

@@ -49,9 +49,6 @@ def _timezone(value: str) -> str:
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __getitem__(self, key: str) -> Any:  # settings read like a mapping: tickets["workers"]
-        return getattr(self, key)
-
 
 class Company(_Model):
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"

@@ -45,7 +45,7 @@ def record(conn: psycopg.Connection, run: CheckRun, dry_run: bool = False) -> di
     the ticket events they call for, in one transaction; mark the run succeeded. The rule that
     makes the outcome independent of the order dates are run in: sql/findings/record.sql."""
     params = {"check_id": run.check_id, "as_of": run.as_of,
-              "update_share": run.config.tickets["update_share"]}
+              "update_share": run.config.tickets.update_share}
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (run.check_id,))
         _routes(conn, run.config)

@@ -22,7 +22,7 @@ def _facts_query(tables: tuple[str, ...], config: Config) -> sql.Composable:
     """One row per source: is it empty, and when was it last loaded."""
     parts = []
     for table in tables:
-        column = config.sources[table].loaded_at_column
+        column = config.source_of(table).loaded_at_column
         loaded_at = (
             sql.SQL("(select max({c})::timestamptz from revleak.{t})").format(
                 c=sql.Identifier(column), t=sql.Identifier(table)) if column else
@@ -47,7 +47,7 @@ def judge(conn: psycopg.Connection, check_id: str, as_of_end: datetime,
     facts: dict[str, Any] = {}
     problems = []
     for source, empty, loaded_at in rows:
-        max_age = config.sources[source].max_age_days
+        max_age = config.source_of(source).max_age_days
         facts[source] = {"empty": empty, "loaded_at": loaded_at.isoformat() if loaded_at else None,
                          "max_age_days": max_age}
         if empty:

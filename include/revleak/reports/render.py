@@ -102,7 +102,7 @@ def _environment(timezone: str, base_currency: str) -> jinja2.Environment:
 def report_url(config: Config, check: str, as_of: date) -> str:
     """Where a reader opens a report: ``reports.url``, else the Revenue leakage page of the
     Airflow API server (``[api] base_url``) that serves the report store."""
-    base = config.reports["url"]
+    base = config.reports.url
     if not base:
         from airflow.configuration import conf
 

@@ -21,7 +21,7 @@ def root(config: Config, location: str | None = None):
 
     from revleak.warehouse import revleak_home
 
-    where = location or config.reports["location"] or str(revleak_home() / "reports")
+    where = location or config.reports.location or str(revleak_home() / "reports")
     if "://" not in where:
         path = Path(where).expanduser()
         where = (path if path.is_absolute() else PROJECT_ROOT / path).resolve().as_uri()

@@ -34,7 +34,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from revleak import connections, warehouse
-from revleak.config import load_config
+from revleak.config import Tickets, load_config
 from revleak.errors import RevleakError
 from revleak.tickets import text
 from revleak.tickets.base import (
@@ -221,14 +221,14 @@ def _reason(provider: str, e: Exception) -> str:
 class _Run:
     """What the workers of one relay run share."""
 
-    def __init__(self, dest: Destination, settings: dict[str, Any], deadline: float):
+    def __init__(self, dest: Destination, settings: Tickets, deadline: float):
         self.dest = dest
         self.deadline = deadline
-        self.max_attempts = int(settings["max_attempts"])
+        self.max_attempts = int(settings.max_attempts)
         self.write_gap = timedelta(seconds=float(
-            settings["write_interval_seconds"].get(dest.provider, 0)))
-        self.pause_base = float(settings["rate_limit_pause_seconds"])
-        self.settle = float(settings["search_settle_seconds"])
+            settings.write_interval_seconds.get(dest.provider, 0)))
+        self.pause_base = float(settings.rate_limit_pause_seconds)
+        self.settle = float(settings.search_settle_seconds)
         self.stop = threading.Event()
         self.limited = False  # a rate limit was met in this run
 
@@ -410,7 +410,7 @@ def relay(dest: Destination | None = None, budget_seconds: float | None = None,
           workers: int | None = None, settings: dict[str, Any] | None = None) -> RelayReport:
     """Deliver what is pending, within the budget; report what is left. ``settings``
     overrides keys of the configuration's ``tickets`` section."""
-    settings = {**load_config().tickets.model_dump(), **(settings or {})}
+    settings = load_config().tickets.model_copy(update=settings)
     dest = dest or destination()
     report = RelayReport()
     if dest is not None:
@@ -419,8 +419,8 @@ def relay(dest: Destination | None = None, budget_seconds: float | None = None,
         except ValueError as e:
             raise RevleakError(f"connection {CONN_ID}: {e}") from None
         run = _Run(dest, settings,
-                   time.monotonic() + (budget_seconds or settings["relay_budget_seconds"]))
-        n = workers or settings["workers"]
+                   time.monotonic() + (budget_seconds or settings.relay_budget_seconds))
+        n = workers or settings.workers
         with ThreadPoolExecutor(n) as pool:
             for part in pool.map(lambda _: _worker(run), range(n)):
                 report.merge(part)
