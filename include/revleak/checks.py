@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from revleak import periods, sources, statements
+from revleak import audit, periods, sources, statements
 from revleak.config import Config
 from revleak.errors import RevleakError
 from revleak.registry import CHECKS
@@ -43,6 +43,12 @@ class CheckRun:
             if value is not None and key in rules:
                 rules[key] = Decimal(str(value)) if isinstance(rules[key], Decimal) else value
         return rules
+
+    def overridden(self) -> dict[str, dict[str, Any]]:
+        """The rules this run changed from the configuration: configured and used values."""
+        configured = self.config.rules[self.check_id]
+        return {k: {"configured": configured[k], "used": v} for k, v in self.rules.items()
+                if v != configured[k]}
 
     @property
     def params(self) -> dict[str, Any]:
@@ -106,6 +112,9 @@ def reconcile(conn: psycopg.Connection, run: CheckRun) -> dict:
     trend_steps = CHECKS[run.check_id].trend_steps
     with conn.transaction():
         _start(conn, run, params)
+        if changed := run.overridden():
+            audit.record(conn, "check.rules_overridden", f"{run.check_id} as of {run.as_of}",
+                         jsonable(changed))
         metrics = []
         for name, statement in sql_steps.items():
             if trend_steps and name == trend_steps[0]:

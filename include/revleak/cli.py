@@ -11,7 +11,7 @@ import os
 import sys
 import textwrap
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -249,10 +249,16 @@ def cmd_tickets(args) -> int:
     from revleak.tickets import relay
 
     if args.retry_failed:
-        with _warehouse() as conn:
-            n = conn.execute("update revleak.ticket_outbox set status = 'pending', attempts = 0,"
-                             " next_attempt_at = now() where status = 'failed'").rowcount
-        print(f"{n} failed events queued again")
+        from revleak import audit
+
+        with _warehouse() as conn, conn.transaction():
+            ids = [i for (i,) in conn.execute(
+                "update revleak.ticket_outbox set status = 'pending', attempts = 0,"
+                " next_attempt_at = now() where status = 'failed' returning event_id")]
+            if ids:
+                audit.record(conn, "tickets.retry_failed", "ticket outbox",
+                             {"events": len(ids), "event_ids": sorted(ids)[:200]})
+        print(f"{len(ids)} failed events queued again")
     if args.relay:
         dest = relay.destination()
         if dest is None:
@@ -304,6 +310,28 @@ def _tickets_table(rows) -> list[str]:
         out += ["", check] + [line for n, text in enumerate(table) for line in
                               [text, *([f"{'':8}last error: {errors[n]}"] if n in errors else [])]]
     return out
+
+
+def cmd_audit(args) -> int:
+    from revleak import audit, display
+    from revleak.checks import to_json
+
+    since = datetime.combine(args.since, datetime.min.time(), UTC) if args.since else None
+    with _warehouse() as conn:
+        rows = audit.entries(conn, since, args.limit)
+    if args.format == "json":
+        for row in rows:
+            print(to_json({**row, "at": row["at"].isoformat()}))
+        return 0
+    if not rows:
+        print("no audited actions" + (f" since {args.since}" if args.since else ""))
+        return 0
+    print(f"{len(rows)} latest audited actions, latest first (times in UTC)")
+    print("\n".join(display.table(
+        ["when", "who", "via", "action", "subject", "what"],
+        [[f"{r['at'].astimezone(UTC):%Y-%m-%d %H:%M}", r["actor"], r["via"],
+          r["action"], r["subject"], to_json(r["detail"])] for r in rows], flex=5)))
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -434,6 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=_positive, default=50,
                    help="rows in the table view, largest loss first (default 50)")
     s.set_defaults(func=cmd_findings)
+
+    s = sub.add_parser("audit", help="who changed what: manual actions that changed state",
+                       description="Manual actions that changed state (failed ticket events "
+                                   "queued again, runs with overridden rules, loads that "
+                                   "replaced stored rows): who, when, what; latest first.")
+    s.add_argument("--since", type=_date, help="only entries from this date on")
+    s.add_argument("--limit", type=_positive, default=50)
+    s.add_argument("--format", choices=["table", "json"], default="table")
+    s.set_defaults(func=cmd_audit)
     return p
 
 

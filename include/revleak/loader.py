@@ -28,6 +28,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from revleak import audit
 from revleak.errors import RevleakError
 from revleak.tables import MAX_KEY_BYTES, TABLES, Column, Table
 
@@ -463,6 +464,10 @@ class Loader:
                 self._quarantine(table, header, path, load_id, result)
                 self._upsert(table, header, result)
                 self._record(table, path, load_id, result)
+                if result.updated:
+                    audit.record(self.conn, "load.rows_replaced", table.name, {
+                        "file": str(path.resolve()), "rows_replaced": result.updated,
+                        "rows_inserted": result.inserted, "load_id": load_id})
         except RevleakError as e:
             result.error = str(e)
         except OSError as e:
