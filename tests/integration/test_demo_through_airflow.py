@@ -1,10 +1,10 @@
-"""The demo company through Airflow (`airflow dags test`, i.e. dag.test()): every seeded
-booked-vs-billed leak in manifest.json is found with its category, gap to the cent and days
-outstanding; no decoy is flagged; Params are validated; a dry run sends no ticket events."""
+"""The demo company through Airflow (`airflow dags test`, i.e. dag.test()): every check finds
+exactly the leaks manifest.json says were planted, each with the independent oracle's figures
+(tests/oracle) and its owner; no decoy is flagged; Params are validated; a dry run sends no
+ticket events."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -17,7 +17,9 @@ import psycopg
 import pytest
 
 from revleak import connections, demo, findings, loader
+from tests import demo_books
 from tests.contract import CATEGORIES, OWNING_TEAMS
+from tests.property.test_checks_agree_with_oracle import differences, found
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = "booked_vs_billed_daily"
@@ -49,69 +51,50 @@ def airflow(env, *args, check=True):
 
 
 @pytest.fixture(scope="module")
-def demo_books(tmp_path_factory):
+def generated_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     return out, demo.generate(out, seed=7, scale="small")
 
 
 @pytest.fixture
-def loaded(conn, demo_books, airflow_env, warehouse_uri):
-    out, manifest = demo_books
+def loaded(conn, generated_demo, airflow_env, warehouse_uri):
+    out, manifest = generated_demo
     _, results = loader.load(conn, out)
     assert sum(r.quarantined for r in results) == 0
     return out, manifest, {**airflow_env, "AIRFLOW_CONN_REVLEAK_WAREHOUSE": warehouse_uri}
 
 
-def fx_on(out: Path, as_of: date) -> dict[str, Decimal]:
-    rates: dict[str, tuple[date, Decimal]] = {}
-    with open(out / "fx_rates.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            day = date.fromisoformat(row["rate_date"])
-            if day <= as_of and (row["currency"] not in rates or day > rates[row["currency"]][0]):
-                rates[row["currency"]] = (day, Decimal(row["rate_to_base"]))
-    return {c: r for c, (_, r) in rates.items()}
-
-
-
-
 @pytest.mark.parametrize("check", sorted(CATEGORIES))
-def test_seeded_leaks_found_and_decoys_spared(conn, loaded, check):
+def test_planted_leaks_found_and_decoys_spared(conn, loaded, check):
     out, manifest, env = loaded
     run = manifest["runs"][check]
     airflow(env, "dags", "test", check, run["logical_date"])
     as_of = date.fromisoformat(run["as_of"])
     got = {(f["entity_id"], f["category"]): f for f in findings.query(conn, check, as_of)
            if f["entity_type"] != "portfolio"}
-    expected = {(leak["entity_id"], leak["category"]): leak for leak in manifest["leaks"]
-                if leak["check"] == check}
-    assert {c for _, c in expected} == CATEGORIES[check]
-    assert set(got) == set(expected)
-    for key, leak in expected.items():
-        f = got[key]
-        assert f["owner"]["team"] == OWNING_TEAMS[check]
-        if leak["gap_amount"] is None:  # a funnel zone: a rate, not an amount
-            assert f["evidence"]["value_pct"] == float(leak["value_pct"]), key
-            assert f["evidence"]["problems"] == leak["problems"], key
-            assert f["evidence"]["population"] == leak["population"], key
-            continue
-        assert f["gap_amount"] == Decimal(leak["gap_amount"]), key
-        assert f["expected_amount"] == Decimal(leak["expected_amount"]), key
-        assert f["actual_amount"] == Decimal(leak["actual_amount"]), key
-        assert f["currency"] == leak["currency"], key
-        assert f["days_outstanding"] == leak["days_outstanding"], key
-        assert f["due_date"] > as_of
+    planted = {(leak["entity_id"], leak["category"]) for leak in manifest["leaks"]
+               if leak["check"] == check}
+    assert {c for _, c in planted} == CATEGORIES[check]
+    assert set(got) == planted
+    for key, f in got.items():
+        assert f["owner"]["team"] == OWNING_TEAMS[check], key
+        assert f["due_date"] > as_of, key
+    rows = demo_books.read(out)
+    assert not differences(found(conn, check, as_of),
+                           demo_books.judged(rows, manifest, check))
     decoys = {d["entity_id"] for d in manifest["decoys"] if d["check"] == check}
     assert bool(decoys) == (check != "funnel_leak_weekly")
     assert not decoys & {entity for entity, _ in got}
     if check != CHECK:
         return
-    # the realization metric's total due equals the manifest's, converted on the as-of date
-    rates = fx_on(out, as_of)
-    due = sum(Decimal(v) * rates.get(c, Decimal(1))
-              for c, v in manifest["totals"][CHECK]["due"].items())
+    # the realization metric's total due is the oracle's: at zero tolerance, every shortfall
+    # opens the portfolio finding, whose expected amount is all that is due in base currency
+    portfolio = next(f for f in demo_books.judged(rows, manifest, check, tolerance_pct=0,
+                                                  tolerance_min=0)
+                     if f.entity_type == "portfolio")
     detail = conn.execute("select detail from revleak.metrics where check_id = %s and as_of = %s"
                           " and metric = 'realization_rate'", (CHECK, as_of)).fetchone()[0]
-    assert abs(Decimal(str(detail["due_base"])) - due) < Decimal("0.05")
+    assert abs(Decimal(str(detail["due_base"])) - portfolio.expected) < Decimal("0.05")
 
 
 def test_params_are_validated(loaded):
