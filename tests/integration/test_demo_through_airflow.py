@@ -6,48 +6,24 @@ ticket events."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
-import psycopg
 import pytest
 
-from revleak import connections, demo, findings, loader
+from revleak import demo, findings, loader
 from tests import demo_books
+from tests.airflow_cli import airflow, airflow_home
 from tests.contract import CATEGORIES, OWNING_TEAMS
 from tests.property.test_checks_agree_with_oracle import differences, found
 
-ROOT = Path(__file__).resolve().parents[2]
 CHECK = "booked_vs_billed_daily"
 
 
 @pytest.fixture(scope="session")
 def airflow_env(pg_server, tmp_path_factory):
     """A throwaway Airflow home whose metadata database lives on the test PostgreSQL."""
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute("drop database if exists airflow_meta with (force)")
-        admin.execute("create database airflow_meta")
-    socket = connections.parse(pg_server.get_uri(), "x").extra["host"]
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow")),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
-               f"postgresql+psycopg2://postgres@/airflow_meta?host={socket}"}
-    airflow(env, "db", "migrate")
-    return env
-
-
-def airflow(env, *args, check=True):
-    exe = Path(sys.executable).with_name("airflow")
-    result = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True,
-                            timeout=600, stdin=subprocess.DEVNULL)
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return airflow_home(pg_server, tmp_path_factory.mktemp("airflow"))
 
 
 @pytest.fixture(scope="module")
