@@ -13,38 +13,22 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import time
 from datetime import date
 from pathlib import Path
 
-from revleak import demo, loader, pipeline, warehouse
+from bench import demo_tables, timed
+
+from revleak import loader, pipeline, warehouse
 
 HERE = Path(__file__).parent
 READS = ("customers", "opportunities", "invoices", "invoice_lines", "fx_rates")
-
-
-def timed(fn):
-    started = time.monotonic()
-    result = fn()
-    return time.monotonic() - started, result
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", default="large", choices=["small", "medium", "large"])
     args = p.parse_args()
-    out = HERE / "out" / args.scale
-    if not (out / "manifest.json").exists():
-        generated, _ = timed(lambda: demo.generate(out, seed=7, scale=args.scale))
-    else:
-        generated = None
-    manifest = json.loads((out / "manifest.json").read_text())
-    subset = HERE / "out" / f"{args.scale}-bvb"
-    subset.mkdir(parents=True, exist_ok=True)
-    for table in READS:
-        link = subset / f"{table}.csv"
-        if not link.exists():
-            link.symlink_to((out / f"{table}.csv").resolve())
+    subset, manifest, generated = demo_tables(args.scale, READS, "bvb")
     with warehouse.connect() as conn:
         warehouse.migrate(conn)
         loaded, (_, results) = timed(lambda: loader.load(conn, subset))

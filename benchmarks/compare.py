@@ -57,11 +57,11 @@ import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
 import warnings
 from datetime import UTC, date, datetime, timedelta
@@ -69,6 +69,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+from bench import current, mark, timed
 from psycopg import sql
 
 from revleak import checks, pipeline, warehouse
@@ -254,12 +255,6 @@ def one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def timed(fn):
-    started = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - started, result
-
-
 def spread(values: list[float]) -> dict:
     return {"min": min(values), "median": statistics.median(values), "runs": values}
 
@@ -273,10 +268,12 @@ def ratio(a: dict, b: dict) -> float:
 def demo_books(scale: str, seed: int) -> Path:
     """The demo company's exports (generated once per scale and seed)."""
     books = HERE / "out" / (scale if seed == 7 else f"{scale}-seed{seed}")
-    if not (books / "manifest.json").exists():
+    if not current(books):  # none yet, or made by an earlier generator
+        shutil.rmtree(books, ignore_errors=True)
         print(f"generating the {scale} demo books into {books} …", flush=True)
         run_process("revleak demo-data", [str(BIN / "revleak"), "demo-data", str(books),
                                           "--scale", scale, "--seed", str(seed)])
+        mark(books)
     return books
 
 

@@ -26,9 +26,10 @@ import json
 import os
 import resource
 import statistics
-import time
 from datetime import date, timedelta
 from pathlib import Path
+
+from bench import timed
 
 HERE = Path(__file__).parent
 VIEWS = {  # what a reader does on the page
@@ -40,12 +41,6 @@ VIEWS = {  # what a reader does on the page
     "page 20 of 100 rows": "?per_page=100&page=20",
     "a year, resolved": "?period=365&status=resolved",
 }
-
-
-def timed(fn):
-    started = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - started, result
 
 
 def multiply(conn, times: int) -> None:
