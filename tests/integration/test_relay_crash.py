@@ -22,8 +22,8 @@ REVLEAK = str(Path(sys.executable).with_name("revleak"))
 KILLS = 15
 FAKES = {"jira": lambda: JiraServer(search_lag=0.3), "servicenow": ServiceNowServer,
          "github": GitHubServer, "webhook": WebhookServer}
-LOOKUPS = {"jira": "/search/jql", "servicenow": "sysparm_query", "github": "GET",
-           "webhook": None}
+LOOKUPS = {"jira": "/search/jql", "servicenow": "sysparm_query",
+           "github": "GET /repos/acme/revenue/issues", "webhook": None}
 
 
 def relay_process(env: dict[str, str]) -> subprocess.Popen:

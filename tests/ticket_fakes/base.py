@@ -239,11 +239,17 @@ class FakeServer:
                   headers: dict[str, str] | None = None, writes_only: bool = False,
                   message: str = "injected fault") -> None:
         """Answer the next ``n`` requests (or writes) with ``status`` (and ``Retry-After``)."""
+        self._queue(n, self.failure(status, retry_after, headers, writes_only, message))
+
+    def failure(self, status: int, retry_after: float | str | None = None,
+                headers: dict[str, str] | None = None, writes_only: bool = False,
+                message: str = "injected fault") -> _Fault:
+        """The fault ``fail_next`` queues."""
         hdrs = dict(headers or {})
         if retry_after is not None:
             hdrs["Retry-After"] = str(retry_after)
-        self._queue(n, _Fault("fail", status=status, headers=hdrs, writes_only=writes_only,
-                              body=self.error_body(status, message)))
+        return _Fault("fail", status=status, headers=hdrs, writes_only=writes_only,
+                      body=self.error_body(status, message))
 
     def delay_next(self, n: int = 1, seconds: float = 1.0, writes_only: bool = False) -> None:
         """Sleep before handling the next ``n`` requests (they still take effect)."""
@@ -273,11 +279,16 @@ class FakeServer:
         with self.lock:
             self._faults.extend([fault] * n)
 
-    def _fault_for(self, method: str) -> _Fault | None:
+    def faults_for(self, req: Request) -> deque[_Fault]:
+        """The queue the request's fault comes from (a fake may keep endpoints apart)."""
+        return self._faults
+
+    def _fault_for(self, req: Request) -> _Fault | None:
         with self.lock:
-            for i, fault in enumerate(self._faults):
-                if not fault.writes_only or method in WRITES:
-                    del self._faults[i]
+            faults = self.faults_for(req)
+            for i, fault in enumerate(faults):
+                if not fault.writes_only or req.method in WRITES:
+                    del faults[i]
                     return fault
         return None
 
@@ -312,7 +323,7 @@ class FakeServer:
             with self.lock:
                 self.violations.append(refusal)
             return Reply(400, self.error_body(400, refusal))
-        fault = self._fault_for(req.method)
+        fault = self._fault_for(req)
         if fault and fault.kind == "delay":
             time.sleep(fault.seconds)
         elif fault and fault.kind == "reset":

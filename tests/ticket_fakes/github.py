@@ -4,23 +4,33 @@
 ``assignable`` (when given) are the logins that may be assigned; others get GitHub's 422.
 ``secondary_limit_next`` answers like GitHub's secondary rate limit: 403 (or 429) with the
 documented message and no ``Retry-After``.
+
+``GET /repos/{owner}/{repo}`` answers the repository with ``visibility`` (``private``,
+``public`` or ``internal``; ``private`` is true unless public, as GitHub reports an internal
+repository). The faults ``fail_next``/``delay_next``/``reset_next`` queue hit the issue
+endpoints only, as they always did; ``fail_repository_next`` queues the repository lookup's.
 """
 
 from __future__ import annotations
 
 import hmac
 import itertools
+import re
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.ticket_fakes.base import FakeServer, HttpError, Reply, Request
+from tests.ticket_fakes.base import FakeServer, HttpError, Reply, Request, _Fault
 from tests.ticket_fakes.spec import spec
 
 GITHUB_VERSIONS = {"2022-11-28", "2026-03-10"}
 SECONDARY_LIMIT = ("You have exceeded a secondary rate limit. Please wait a few minutes before "
                    "you try again. If you reach out to GitHub Support for help, please include "
                    "the request ID.")
+
+
+REPOSITORY = r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)"
 
 
 def _stamp() -> str:
@@ -32,13 +42,16 @@ class GitHubServer(FakeServer):
     spec = spec("github-rest.json")
 
     def __init__(self, repo: str = "acme/revenue", token: str | None = None,
-                 assignable: Iterable[str] | None = None):
+                 assignable: Iterable[str] | None = None, visibility: str = "private"):
         super().__init__(None, token)
         self.repo = repo
+        self.visibility = visibility
         self.assignable = set(assignable) if assignable is not None else None
+        self.repository_faults: deque[_Fault] = deque()
         self._nums = itertools.count(1)
         self._ids = itertools.count(900001)
-        base = r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)/issues"
+        self.route("GET", REPOSITORY, self.repository)
+        base = rf"{REPOSITORY}/issues"
         self.route("POST", base, self.create)
         self.route("GET", base, self.list_issues)
         self.route("PATCH", rf"{base}/(?P<n>\d+)", self.edit)
@@ -50,6 +63,29 @@ class GitHubServer(FakeServer):
 
     def secondary_limit_next(self, n: int = 1, status: int = 403) -> None:
         self.fail_next(n, status=status, message=SECONDARY_LIMIT)
+
+    def fail_repository_next(self, n: int = 1, status: int = 500,
+                             headers: dict[str, str] | None = None,
+                             message: str = "injected fault") -> None:
+        """Answer the next ``n`` repository lookups with ``status``."""
+        with self.lock:
+            self.repository_faults.extend([self.failure(status, None, headers,
+                                                        message=message)] * n)
+
+    def faults_for(self, req: Request) -> deque[_Fault]:
+        return self.repository_faults if re.fullmatch(REPOSITORY, req.path) else self._faults
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            super().clear_faults()
+            self.repository_faults.clear()
+
+    @property
+    def repository_lookups(self) -> int:
+        """How many times the repository was asked for."""
+        with self.lock:
+            return sum(1 for r in self.requests_log if r.method == "GET"
+                       and re.fullmatch(REPOSITORY, r.path.split("?", 1)[0]))
 
     def error_body(self, status: int, message: str) -> Any:
         if status == 401:
@@ -74,6 +110,22 @@ class GitHubServer(FakeServer):
         return HttpError(422, {"message": "Validation Failed", "errors": [error],
                                "documentation_url": "https://docs.github.com/rest/issues/issues",
                                "status": "422"})
+
+    def repository(self, req: Request) -> Reply:
+        """GitHub's full repository, trimmed to what a client reads."""
+        self._repo(req)
+        owner, name = self.repo.split("/", 1)
+        return Reply(200, {
+            "id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5", "name": name,
+            "full_name": self.repo, "private": self.visibility != "public",
+            "visibility": self.visibility,
+            "owner": {"login": owner, "id": 1, "type": "Organization"},
+            "html_url": f"https://github.com/{self.repo}", "description": None,
+            "fork": False, "url": f"{self.url}/repos/{self.repo}", "has_issues": True,
+            "archived": False, "disabled": False, "default_branch": "main",
+            "permissions": {"admin": False, "maintain": False, "push": True, "triage": True,
+                            "pull": True},
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": _stamp()})
 
     def _repo(self, req: Request) -> None:
         if f"{req.params['owner']}/{req.params['name']}" != self.repo:

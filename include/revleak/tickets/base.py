@@ -23,6 +23,17 @@ class Destination:
         """What rate limits and pacing are shared by: the system and its URL (no secrets)."""
         return f"{self.provider} {self.base_url}"
 
+    def flag(self, name: str) -> bool:
+        """A yes/no ``extra`` key, false when absent (Airflow's URI form gives text: ``true``,
+        ``false``, ``1``, ``0``, ``yes``, ``no``)."""
+        value = self.extra.get(name, False)
+        if isinstance(value, bool):
+            return value
+        said = str(value).strip().lower()
+        if said in ("true", "1", "yes", "false", "0", "no", ""):
+            return said in ("true", "1", "yes")
+        raise ValueError(f"extra.{name} must be true or false (got {value!r})")
+
 
 class DeliveryError(Exception):
     """A delivery that may succeed later (5xx, timeout, reset). ``retry_after`` in seconds when
@@ -61,6 +72,12 @@ class AuthError(RejectedError):
     """401: the connection's credentials are wrong. Nothing can be delivered until fixed."""
 
 
+class Refused(RejectedError):
+    """revleak will not send tickets to this destination as configured (a GitHub repository
+    that people outside it can read, without ``extra.allow_public``). Nothing can be delivered
+    until the connection changes; the message names what to set."""
+
+
 @dataclass
 class Outcome:
     """What one delivery did: the ticket key, and anything a person should fix (for example an
@@ -83,6 +100,11 @@ class Provider(Protocol):
     name: str
     consistent_find: bool  # False: a fresh ticket may be missing from find() for a while
     http: Any  # its transport.Transport
+
+    def preflight(self) -> None:
+        """What the destination must pass before anything is sent to it, asked once per relay
+        run (GitHub: who can read the repository); raises ``Refused`` when it must not
+        receive tickets."""
 
     def find(self, event: dict[str, Any], since: datetime) -> str | None:
         """The ticket an earlier attempt of this open event created, if any."""

@@ -1,6 +1,12 @@
 """GitHub Issues (github.com, or Enterprise with base_url ``https://host/api/v3``).
 
-extra: repo ("owner/name", required). The connection's password is the token.
+extra: repo ("owner/name", required), allow_public (false). The connection's password is the
+token.
+
+Before the first write of a relay run the repository is looked up once (``private`` and
+``visibility``): revleak posts only to a private repository unless ``allow_public: true``. A
+public repository (anyone can read it) or an internal one (every member of the enterprise can)
+is refused, and so is one the token cannot see (404).
 
 One label set for every issue: ``revleak``, the check and the category; the fingerprint and
 the event's marker live in the body. The assignee is the owner's ``github_login`` (else
@@ -17,10 +23,11 @@ from typing import Any
 from urllib.parse import quote
 
 from revleak.tickets import text
-from revleak.tickets.base import Destination, Outcome, RejectedError
+from revleak.tickets.base import Destination, Outcome, Refused, RejectedError
 from revleak.tickets.transport import Bearer, Transport
 
 PER_PAGE = 100
+READERS = {"public": "anyone", "internal": "every member of the enterprise"}
 
 
 class GitHubProvider:
@@ -36,12 +43,36 @@ class GitHubProvider:
             raise ValueError("github extra.repo must look like \"owner/name\"")
         if not dest.password:
             raise ValueError("github needs the connection's password (a token)")
-        self.path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/issues"
+        self.repo = repo
+        self.allow_public = dest.flag("allow_public")
+        self.repo_path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+        self.path = f"{self.repo_path}/issues"
         self.http = Transport(dest, self.name, auth=Bearer(dest.password), pacer=pacer, headers={
             "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"})
 
     def close(self) -> None:
         self.http.close()
+
+    def preflight(self) -> None:
+        """Refuse a repository that people outside it can read, unless extra.allow_public."""
+        if self.allow_public:
+            return
+        try:
+            repo = self.http.json("GET", self.repo_path)
+        except RejectedError as e:
+            if e.status != 404:
+                raise
+            raise Refused(f"github repository {self.repo} not found: check extra.repo in the "
+                          "revleak_tickets connection and that its token can read the "
+                          "repository") from None
+        visibility = str(repo.get("visibility") or "private") if repo.get("private") is True \
+            else "public"
+        if visibility != "private":
+            raise Refused(
+                f"github repository {self.repo} is {visibility} "
+                f"({READERS.get(visibility, 'people outside it')} can read its issues): "
+                "set extra.allow_public: true in the revleak_tickets connection to post "
+                "findings there anyway (extra.redact: true leaves customers and amounts out)")
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         page = 1

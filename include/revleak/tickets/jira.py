@@ -47,6 +47,9 @@ class JiraProvider:
     def close(self) -> None:
         self.http.close()
 
+    def preflight(self) -> None:
+        """Nothing to check before delivering."""
+
     def _text(self, body: str) -> Any:
         lines = text.plain(body)
         return text.adf(lines) if self.version == "3" else "\n".join(lines)

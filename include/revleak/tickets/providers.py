@@ -25,4 +25,5 @@ def provider_for(dest: Destination, pacer: Callable[[], None] | None = None) -> 
     if factory is None:
         raise ValueError(f"unknown ticket provider {dest.provider!r}: extra.provider must be "
                          f"one of {', '.join(sorted(PROVIDERS))}")
+    dest.flag("redact")  # every provider honours it (the relay renders redacted events)
     return factory(dest, pacer)

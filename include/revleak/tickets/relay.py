@@ -14,8 +14,12 @@
   event keeps its attempts. Writes are paced per destination
   (``tickets.write_interval_seconds``: GitHub 1 s). What the budget leaves waits in the outbox.
 - **Loud failures.** 5xx and timeouts back off exponentially with jitter until
-  ``tickets.max_attempts``; 4xx rejections fail the event at once; a 401 stops delivery and
-  leaves every event pending. ``RelayReport.raise_if_failed`` turns them into one line.
+  ``tickets.max_attempts``; 4xx rejections fail the event at once; a 401, or a destination
+  the provider's once-per-run check refuses (a GitHub repository others can read), stops
+  delivery and leaves every event pending. ``RelayReport.raise_if_failed`` turns them into one
+  line.
+- **Redaction.** With ``extra.redact`` every event goes out without customers and amounts
+  (``text.redacted``), pointing to the finding's report instead.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from revleak.tickets.base import (
     Outcome,
     Provider,
     RateLimited,
+    Refused,
     RejectedError,
 )
 from revleak.tickets.providers import provider_for
@@ -143,7 +148,7 @@ class RelayReport:
     delivered: Counter = field(default_factory=Counter)
     retried: int = 0
     failures: Counter = field(default_factory=Counter)  # one-line reason → events
-    stopped: str | None = None  # why delivery stopped for every event (401)
+    stopped: str | None = None  # why delivery stopped for every event (401, refused)
     paused: str | None = None  # the last rate limit that paused the destination
     notices: Counter = field(default_factory=Counter)  # delivered, with something to fix
     pending: int = 0
@@ -229,11 +234,31 @@ class _Run:
             settings.write_interval_seconds.get(dest.provider, 0)))
         self.pause_base = float(settings.rate_limit_pause_seconds)
         self.settle = float(settings.search_settle_seconds)
+        self.redact = dest.flag("redact")
         self.stop = threading.Event()
         self.limited = False  # a rate limit was met in this run
+        self.checked = False  # the destination passed the provider's preflight in this run
+        self.refusal: RejectedError | None = None  # what the preflight refused for good
+        self.checking = threading.Lock()
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
+
+    def check(self, provider: Provider) -> None:
+        """The provider's preflight, once per run, by the first worker about to deliver (the
+        others wait for it); raises what it met, so the event's attempt settles as usual. A
+        refusal or a 401 holds for the rest of the run (the other workers' events wait quietly:
+        one line says it); anything else is asked again."""
+        with self.checking:
+            if self.refusal is not None:
+                raise Deferred(str(self.refusal), retry_after=0)
+            if not self.checked:
+                try:
+                    provider.preflight()
+                except (AuthError, Refused) as e:
+                    self.refusal = e
+                    raise
+                self.checked = True
 
     def pacer(self, conn: psycopg.Connection):
         """Before each write: take the destination's next write slot (shared by every worker
@@ -319,9 +344,10 @@ def _record(conn: psycopg.Connection, dest: Destination, event: dict[str, Any],
 
 def _attempt(run: _Run, conn: psycopg.Connection, provider: Provider, event: dict[str, Any],
              report: RelayReport) -> None:
-    payload = text.render(event["payload"], event["idempotency_key"])
+    payload = text.render(event["payload"], event["idempotency_key"], redact=run.redact)
     provider.http.begin()
     try:
+        run.check(provider)
         outcome = _deliver(run, conn, provider, event, payload)
     except (DeliveryError, RejectedError) as e:
         doubt = provider.http.applied or getattr(e, "maybe_applied", False)
@@ -354,7 +380,7 @@ def _setback(run: _Run, conn: psycopg.Connection, provider: Provider, event: dic
         report.paused = f"{provider.name} until {until:%Y-%m-%d %H:%M:%S %Z}"
         log.warning("%s: %s; %s paused until %s", what, e, provider.name, until)
         return {**later, "until": until}
-    if isinstance(e, AuthError):
+    if isinstance(e, AuthError | Refused):
         report.stopped = _reason(provider.name, e)
         run.stop.set()
         log.error("%s: %s; delivery stopped", what, e)

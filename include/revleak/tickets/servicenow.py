@@ -49,6 +49,9 @@ class ServiceNowProvider:
     def close(self) -> None:
         self.http.close()
 
+    def preflight(self) -> None:
+        """Nothing to check before delivering."""
+
     def _query(self, table: str, query: str, fields: str) -> list[dict[str, Any]]:
         data = self.http.json("GET", f"{TABLE}/{quote(table, safe='')}", params={
             "sysparm_query": query, "sysparm_fields": fields, "sysparm_limit": 1})

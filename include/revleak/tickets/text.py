@@ -1,6 +1,7 @@
 """Ticket text, rendered once from ``templates/ticket_body.md.j2``: markdown for GitHub and the
 webhook, plain ``label: value`` lines for Jira (as ADF) and ServiceNow. Every body carries the
-event's marker (``revleak-event-<ref>``), so a retry can see what an earlier attempt wrote."""
+event's marker (``revleak-event-<ref>``), so a retry can see what an earlier attempt wrote.
+With the connection's ``extra.redact`` the event is rendered from ``redacted(payload)``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ _body = jinja2.Environment(
     undefined=jinja2.ChainableUndefined, trim_blocks=False,
 ).get_template("ticket_body.md.j2")
 REF_CHARS = 20  # of the event's idempotency key: unique per fingerprint, generation and action
+WITHHELD = "withheld"
+_body.globals["withheld"] = WITHHELD
+MONEY = ("expected_amount", "actual_amount", "gap_amount", "gap_amount_base",
+         "time_weighted_loss")
+AGGREGATES = ("zone", "portfolio")  # entities that name no customer
+ZONE_EVIDENCE = ("value_pct", "limit_pct", "problems", "population", "rule")
 
 
 def marker(ref: str) -> str:
@@ -24,12 +31,40 @@ def marker(ref: str) -> str:
     return f"revleak-event-{ref}"
 
 
-def render(payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-    """The event as sent: its payload, its idempotency key, its marker ``ref`` and the body a
-    person reads."""
+def render(payload: dict[str, Any], idempotency_key: str, redact: bool = False
+           ) -> dict[str, Any]:
+    """The event as sent: its payload (``redact``-ed when asked), its idempotency key, its
+    marker ``ref`` and the body a person reads."""
+    if redact:
+        payload = redacted(payload)
     ref = idempotency_key[:REF_CHARS]
     return {**payload, "idempotency_key": idempotency_key, "ref": ref,
             "body": _body.render(**payload, marker=marker(ref)).strip()}
+
+
+def redacted(payload: dict[str, Any]) -> dict[str, Any]:
+    """The event for a ticket system that must not hold customers or money: no customer id, no
+    entity id that may name one (a funnel zone and the portfolio keep theirs), every amount
+    null (``MONEY``; a gap's share of expected too — a zone keeps its rate, which is no money),
+    no evidence but a zone's rate, counts, rule, trend and leak-state counts, and a title
+    without figures. Fingerprint, check, category, owners, deadline, priority and the report
+    link stay: the body sends the reader to the report."""
+    zone = payload.get("entity_type") == "zone"
+    shown = payload.get("entity_type") in AGGREGATES
+    evidence = payload.get("evidence") if zone and isinstance(payload.get("evidence"), dict) \
+        else {}
+    kept: dict[str, Any] = {k: evidence[k] for k in ZONE_EVIDENCE if k in evidence}
+    if isinstance(evidence.get("trend"), dict):
+        kept["trend"] = {"sentence": evidence["trend"].get("sentence")}
+    if isinstance(evidence.get("states"), dict):
+        kept["states"] = {state: {"count": s.get("count")}
+                          for state, s in evidence["states"].items() if isinstance(s, dict)}
+    entity = payload.get("entity_id") if shown else WITHHELD
+    named = entity if shown else f"finding {str(payload.get('fingerprint'))[:12]}"
+    return {**payload, **dict.fromkeys(MONEY), "customer_id": None, "entity_id": entity,
+            "gap_pct": payload.get("gap_pct") if zone else None, "evidence": kept,
+            "title": f"[revleak] {payload.get('category')}: {payload.get('entity_type')} "
+                     f"{named}", "redacted": True}
 
 
 def carries(value: Any, ref: str) -> bool:

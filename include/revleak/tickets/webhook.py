@@ -53,6 +53,9 @@ class WebhookProvider:
     def close(self) -> None:
         self.http.close()
 
+    def preflight(self) -> None:
+        """Nothing to check before delivering."""
+
     def find(self, event: dict[str, Any], since: datetime) -> str | None:
         return None  # the receiver dedupes by Idempotency-Key instead
 
