@@ -1,18 +1,28 @@
-"""One factory for the check DAGs: explicit timetable in the company timezone, typed Params,
-retries, docs, and tasks that each make one call into revleak. Nothing here touches the
-warehouse at import time, and the heavy modules (database driver, SQL, tickets) are imported
-inside the tasks so each DAG file parses fast."""
+"""One factory for the check DAGs: explicit timetable in the company timezone (or, for a check
+on change, the Airflow Assets of the tables that start it), typed Params, retries, docs, and
+tasks that each make one call into revleak. Nothing here touches the warehouse at import time,
+and the heavy modules (database driver, SQL, tickets) are imported inside the tasks so each DAG
+file parses fast."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk import (
+    Asset,
+    AssetAny,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from revleak import assets
 from revleak.config import load_config
-from revleak.registry import CHECKS
+from revleak.registry import CHECKS, CheckSpec
 
 CRON = {"daily": "0 {hour} * * *", "weekly": "0 {hour} * * 1", "quarterly": "0 {hour} 1 1,4,7,10 *"}
 PARAMS = {  # offered on a DAG's trigger form: dry_run, and the rules its spec names
@@ -49,22 +59,29 @@ def failure_notifier(check_id: str, config) -> SmtpNotifier:
                      "{{ exception }}<br>Log: {{ ti.log_url }}")
 
 
+def schedule(spec: CheckSpec, config):
+    """When the check runs: its cron in the company timezone, or any change of the tables
+    that start it (one Asset each, the URIs `revleak load` announces)."""
+    if spec.cadence == "on_change":
+        return AssetAny(*(Asset(uri=assets.uri(t), group="revleak") for t in spec.triggered_by))
+    # logical date = trigger time, so "a run on day D" is the day it fires (contract §3);
+    # the window comes from that date, never from a data interval
+    hour = config.rules[spec.id]["schedule_hour"]
+    return CronTriggerTimetable(CRON[spec.cadence].format(hour=hour), timezone=config.timezone)
+
+
 def check_dag(check_id: str, doc_md: str):
     """Build the DAG for one check of the contract's §3, as the registry describes it."""
     spec, config = CHECKS[check_id], load_config()
-    cadence = spec.cadence
-    hour = config.rules[check_id]["schedule_hour"]
 
     @dag(
         dag_id=check_id,
-        # logical date = trigger time, so "a run on day D" is the day it fires (contract §3);
-        # the window comes from that date, never from a data interval
-        schedule=CronTriggerTimetable(CRON[cadence].format(hour=hour), timezone=config.timezone),
+        schedule=schedule(spec, config),
         start_date=datetime(2024, 1, 1),
         catchup=False,
         max_active_runs=1,
         doc_md=doc_md,
-        tags=["revleak", cadence, spec.owner.lower().replace(" ", "_")],
+        tags=["revleak", spec.cadence, spec.owner.lower().replace(" ", "_")],
         default_args={"owner": spec.owner, "retries": 2,
                       "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True,
                       "on_failure_callback": failure_notifier(check_id, config)},
@@ -104,12 +121,36 @@ def check_dag(check_id: str, doc_md: str):
             from revleak import pipeline
             from revleak.tickets.relay import TicketsFailed
 
+            if not spec.tickets:
+                raise AirflowSkipException(
+                    f"{check_id} opens no tickets: {spec.same_as} owns the tickets of these "
+                    f"findings, so a leak is never ticketed twice; see them with `revleak "
+                    f"findings --check {check_id}`")
             if get_current_context()["params"]["dry_run"]:
                 raise AirflowSkipException("dry run: no ticket events")
             try:
                 return pipeline.relay_tickets()
             except TicketsFailed as e:
                 raise AirflowFailException(str(e)) from None
+
+        @task
+        def send_price_signals() -> str:
+            """Send the price signals (subscription drift) waiting in the outbox to the
+            connection revleak_price_signals; none on a dry run. A failed delivery is retried
+            by this task's attempts, then fails it; a refusal fails it at once."""
+            from revleak import pipeline
+            from revleak.price_signals import SignalsFailed, SignalsRefused
+
+            if get_current_context()["params"]["dry_run"]:
+                raise AirflowSkipException("dry run: no price signals")
+            try:
+                text = pipeline.send_price_signals()
+            except SignalsRefused as e:
+                raise AirflowFailException(str(e)) from None
+            except SignalsFailed as e:
+                raise AirflowException(str(e)) from None
+            print(text)
+            return text
 
         @task(trigger_rule="all_done")
         def publish_report() -> list[str]:
@@ -136,5 +177,7 @@ def check_dag(check_id: str, doc_md: str):
         relayed = relay_tickets()
         sources >> reconciled >> recorded >> relayed >> summarize(recorded)
         relayed >> publish_report()
+        if spec.price_signals:
+            recorded >> send_price_signals()
 
     return check()

@@ -143,8 +143,9 @@ class Reports(_Model):
     url: str = ""  # "" → Airflow's [api] base_url + /revleak/reports
 
 
-Checks = create_model("Checks", __base__=_Model,
-                      **{check_id: (spec.rules, spec.rules()) for check_id, spec in CHECKS.items()})
+Checks = create_model("Checks", __base__=_Model,  # a check `same_as` another uses its rules
+                      **{check_id: (spec.rules, spec.rules()) for check_id, spec in CHECKS.items()
+                         if not spec.same_as})
 Sources = create_model("Sources", __base__=_Model,
                        **{table: (Source, Source()) for table in TABLES})
 
@@ -173,7 +174,8 @@ class Config(_Model):
     @property
     def rules(self) -> dict[str, dict[str, Any]]:
         """Each check's rules in force, by DAG id."""
-        return self.checks.model_dump()
+        rules = self.checks.model_dump()
+        return {check_id: rules[spec.same_as or check_id] for check_id, spec in CHECKS.items()}
 
     def source_of(self, table: str) -> Source:
         return getattr(self.sources, table)

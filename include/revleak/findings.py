@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 from revleak import statements
 from revleak.checks import CheckRun, jsonable
 from revleak.config import Config
+from revleak.registry import CHECKS
 
 _cursor_ids = itertools.count()
 
@@ -42,8 +43,9 @@ def _routes(conn: psycopg.Connection, config: Config) -> None:
 
 def record(conn: psycopg.Connection, run: CheckRun, dry_run: bool = False) -> dict:
     """Turn the run's results into history, episodes and current state, and (unless a dry run)
-    the ticket events they call for, in one transaction; mark the run succeeded. The rule that
-    makes the outcome independent of the order dates are run in: sql/findings/record.sql."""
+    the ticket events and price signals they call for, in one transaction; mark the run
+    succeeded. The rule that makes the outcome independent of the order dates are run in:
+    sql/findings/record.sql."""
     params = {"check_id": run.check_id, "as_of": run.as_of,
               "update_share": run.config.tickets.update_share}
     with conn.transaction():
@@ -51,8 +53,12 @@ def record(conn: psycopg.Connection, run: CheckRun, dry_run: bool = False) -> di
         _routes(conn, run.config)
         for statement in statements.named("findings/record.sql").values():
             conn.execute(statement, params)
-        if not dry_run:
-            for statement in statements.named("tickets/events.sql").values():
+        spec = CHECKS[run.check_id]
+        writes = [] if dry_run else [  # tickets: unless another check owns them
+            *(["tickets/events.sql"] if spec.tickets else []),
+            *(["signals/events.sql"] if spec.price_signals else [])]
+        for path in writes:
+            for statement in statements.named(path).values():
                 conn.execute(statement, params)
         summary = summarize(conn, run.check_id, run.as_of)
         conn.execute(

@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from revleak import audit
+from revleak import assets, audit
 from revleak.errors import RevleakError
 from revleak.tables import MAX_KEY_BYTES, TABLES, Column, Table
 
@@ -432,6 +432,8 @@ class Loader:
                     " where load_id = %s",
                     (psycopg.types.json.Jsonb({**summary, "warnings": self.warnings}), load_id))
                 self.conn.commit()
+        if untold := assets.tell_airflow(self.conn):  # price tables changed: the change checks
+            self.warn(untold)
         return load_id, results
 
     def _misnamed(self, directory: Path) -> None:
@@ -464,6 +466,8 @@ class Loader:
                 self._quarantine(table, header, path, load_id, result)
                 self._upsert(table, header, result)
                 self._record(table, path, load_id, result)
+                assets.note_change(self.conn, table.name, load_id, result.inserted,
+                                   result.updated)
                 if result.updated:
                     audit.record(self.conn, "load.rows_replaced", table.name, {
                         "file": str(path.resolve()), "rows_replaced": result.updated,

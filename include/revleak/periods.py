@@ -24,27 +24,35 @@ def run_day(logical_date: datetime, tz: ZoneInfo) -> date:
 
 
 def window(check_id: str, day: date) -> Window:
-    """The last complete period before day D for the check's cadence."""
+    """The last complete period before day D for the check's cadence; a check on change
+    checks the quarter so far, as of D − 1 (whatever started the run: an asset event, a
+    person)."""
     cadence = CHECKS[check_id].cadence
     if cadence == "daily":
         return Window(day - timedelta(days=1), day - timedelta(days=1))
     if cadence == "weekly":
         this_monday = day - timedelta(days=day.weekday())
         return Window(this_monday - timedelta(days=7), this_monday - timedelta(days=1))
-    first_month = 3 * ((day.month - 1) // 3) + 1
-    quarter_start = date(day.year, first_month, 1)
-    as_of = quarter_start - timedelta(days=1)
-    return Window(date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1), as_of)
+    if cadence == "on_change":
+        as_of = day - timedelta(days=1)
+        return Window(_quarter_start(as_of), as_of)
+    as_of = _quarter_start(day) - timedelta(days=1)
+    return Window(_quarter_start(as_of), as_of)
 
 
 def window_start(check_id: str, as_of: date) -> date:
-    """The first day of the period that ends on ``as_of`` for the check's cadence."""
+    """The first day of the period that ends on ``as_of`` for the check's cadence (on change:
+    the first day of its quarter)."""
     cadence = CHECKS[check_id].cadence
     if cadence == "daily":
         return as_of
     if cadence == "weekly":
         return as_of - timedelta(days=as_of.weekday())
-    return date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+    return _quarter_start(as_of)
+
+
+def _quarter_start(day: date) -> date:
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
 
 
 def add_business_days(start: date, days: int) -> date:

@@ -66,6 +66,14 @@ def relay_tickets() -> str:
     return str(report)
 
 
+def send_price_signals() -> str:
+    """Send the price signals waiting in the outbox (docs/pricing.md); one line saying what
+    went out. Raises ``SignalsFailed`` (another attempt may deliver) or ``SignalsRefused``."""
+    from revleak import price_signals
+
+    return price_signals.send()
+
+
 def run_check(check_id: str, as_of: date, overrides: dict | None = None,
               dry_run: bool = False) -> dict:
     """The whole check for one as-of date outside Airflow (CLI, tests, benchmarks)."""

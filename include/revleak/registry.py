@@ -2,7 +2,11 @@
 default owner, rule version, the rules' schema and defaults, the rules offered on the trigger
 form, the sources it needs and its SQL file. Configuration, windows, the DAG factory, the
 command line and failure routing all read it; adding a check means one spec here, one SQL file
-(``include/revleak/sql/checks/<id>.sql``), one DAG file and one test file."""
+(``include/revleak/sql/checks/<id>.sql``), one DAG file and one test file.
+
+A check on change (``pricing_drift_on_change``) runs when the tables it is triggered by change
+(Airflow Assets, ``revleak.assets``) instead of on a clock; it reuses another check's SQL and
+rules and leaves the tickets to that check (docs/pricing.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
-Cadence = Literal["daily", "weekly", "quarterly"]
+Cadence = Literal["daily", "weekly", "quarterly", "on_change"]
 
 
 class Rules(BaseModel):
@@ -94,10 +98,16 @@ class CheckSpec:
     # then `forget_week`) before the run reaches the first of them, so a trend is measured from
     # the books, never from which weeks were checked before.
     trend_steps: tuple[str, ...] = ()
+    # on_change: the tables whose changes start a run (one Airflow Asset each)
+    triggered_by: tuple[str, ...] = ()
+    # the check whose SQL file and configured rules this one uses (None: its own)
+    same_as: str | None = None
+    tickets: bool = True  # False: findings are recorded, their tickets belong to `same_as`
+    price_signals: bool = False  # sends the price-signal outbox after recording (docs/pricing.md)
 
     @property
     def sql(self) -> str:
-        return f"checks/{self.id}.sql"
+        return f"checks/{self.same_as or self.id}.sql"
 
 
 TOLERANCE_PARAMS = ("tolerance_pct", "tolerance_min")
@@ -115,7 +125,12 @@ CHECKS: dict[str, CheckSpec] = {spec.id: spec for spec in (
     CheckSpec("recognized_vs_collected_quarterly", "quarterly", "Accounting", "rvc-1",
               RecognizedVsCollected, ("gl_entries", "payments", "bank_transactions"),
               TOLERANCE_PARAMS),
-    CheckSpec("pricing_drift_quarterly", "quarterly", "Finance", "pd-1", PricingDrift,
-              ("invoices", "invoice_lines", "rate_cards"), TOLERANCE_PARAMS),
+    CheckSpec("pricing_drift_quarterly", "quarterly", "Finance", "pd-2", PricingDrift,
+              ("invoices", "invoice_lines", "rate_cards"), TOLERANCE_PARAMS,
+              price_signals=True),
+    CheckSpec("pricing_drift_on_change", "on_change", "Finance", "pd-2", PricingDrift,
+              ("invoices", "invoice_lines", "rate_cards"), TOLERANCE_PARAMS,
+              triggered_by=("rate_cards", "promotions", "discount_approvals"),
+              same_as="pricing_drift_quarterly", tickets=False, price_signals=True),
 )}
 CHECK_IDS = tuple(CHECKS)

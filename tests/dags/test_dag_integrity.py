@@ -14,6 +14,7 @@ import pytest
 from revleak.config import CHECK_IDS
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
+ON_CHANGE = "pricing_drift_on_change"
 
 
 class Forbidden(RuntimeError):
@@ -56,7 +57,8 @@ def test_each_dag_is_well_kept(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags and "revleak" in dag.tags
     assert dag.doc_md and dag.dag_id in dag.doc_md
-    assert isinstance(dag.timetable, CronTriggerTimetable)
+    if dag_id != ON_CHANGE:  # scheduled on Assets: test_the_change_check_runs_on_price_assets
+        assert isinstance(dag.timetable, CronTriggerTimetable)
     assert dag.max_active_runs == 1
     assert not dag.catchup
     for task in dag.tasks:
@@ -115,3 +117,34 @@ def test_each_run_publishes_its_report_once_its_tickets_had_their_chance(dagbag)
         assert "relay_tickets" in report.upstream_task_ids
         assert "record_findings" in dag.get_task("relay_tickets").upstream_task_ids
         assert not report.downstream_task_ids
+
+
+def test_the_change_check_runs_on_price_assets_and_leaves_tickets_to_the_quarterly(dagbag):
+    """pricing_drift_on_change is scheduled on any change of the three price tables (the URIs
+    `revleak load` announces), checks the quarter so far as of the day before it runs
+    whatever started it, and sends price signals like the quarterly audit, which alone opens
+    tickets."""
+    from datetime import date, datetime
+
+    from airflow.sdk import Asset, AssetAny
+    from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
+
+    from revleak import assets, pipeline
+
+    dag = dagbag.dags[ON_CHANGE]
+    assert isinstance(dag.timetable, AssetTriggeredTimetable)
+    condition = dag.timetable.asset_condition
+    assert isinstance(condition, AssetAny)
+    assert {a.uri for a in condition.objects if isinstance(a, Asset)} == {
+        "revleak://warehouse/rate_cards", "revleak://warehouse/promotions",
+        "revleak://warehouse/discount_approvals"} == {assets.uri(t) for t in assets.WATCHED}
+    for moment, as_of in (("2026-11-25T14:30:00+00:00", "2026-11-24"),
+                          ("2026-10-01T00:10:00+00:00", "2026-09-30")):
+        run = pipeline.check_run(ON_CHANGE, datetime.fromisoformat(moment), {})
+        assert run.as_of == date.fromisoformat(as_of)
+        assert run.params["window_start"] == date(run.as_of.year, 3 * ((run.as_of.month - 1)
+                                                                       // 3) + 1, 1)
+    for dag_id in (ON_CHANGE, "pricing_drift_quarterly"):
+        signals = dagbag.dags[dag_id].get_task("send_price_signals")
+        assert "record_findings" in signals.upstream_task_ids
+    assert "send_price_signals" not in dagbag.dags["booked_vs_billed_daily"].task_ids

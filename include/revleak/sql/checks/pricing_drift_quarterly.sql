@@ -1,11 +1,14 @@
--- pricing_drift_quarterly: was every invoice line issued in the quarter priced as the rate
--- card, promotions and approved discounts allow? One finding per customer, SKU and kind of
--- drift; the expected amount is what the line should have come to (contract §3).
+-- pricing_drift_quarterly (and pricing_drift_on_change, which runs this file when prices
+-- change): was every invoice line issued in the quarter priced as the rate card, promotions
+-- and approved discounts allow? One finding per customer, SKU and kind of drift; the expected
+-- amount is what the line should have come to (contract §3). Then subscription drift: each
+-- active recurring contract's price per period against the rate card (docs/pricing.md).
 
 -- name: priced_lines
 create temp table priced_lines on commit drop as
 with lines as (
-    select i.invoice_id, i.customer_id, i.currency, i.issue_date, l.line_no, l.sku,
+    select i.invoice_id, i.customer_id, i.opportunity_id, i.currency, i.issue_date,
+           l.line_no, l.sku,
            l.quantity, l.unit_price, coalesce(l.discount_pct, 0) as discount_pct,
            l.promo_code, l.amount
     from revleak.invoices i
@@ -101,6 +104,88 @@ select revleak.fingerprint(%(check_id)s, f.category, 'customer_sku', f.entity_id
                                                 > %(subscription_drift_pct)s) as evidence
 from found f
 where abs(f.gap) > f.tolerance;
+
+-- name: subscription_drift
+-- Every active recurring contract (closed won by the as-of date, not one_time, the as-of date
+-- inside its term or it renews itself) and each SKU billed on its invoices in the window: the
+-- price billed per period — the SKU's lines on the contract's latest invoice, quantity × unit
+-- price before discounts (discounts have their own rules above) — against the rate card in
+-- force on that invoice's issue date. Drift = (billed − rate card) / rate card; beyond
+-- subscription_drift_pct either way (exactly the limit is no drift) → one finding per contract
+-- and SKU: expected = the rate-card price per period, actual = the billed price.
+insert into run_findings (fingerprint, category, entity_type, entity_id, customer_id, currency,
+    expected_amount, actual_amount, gap_amount, gap_amount_base, gap_pct, days_outstanding,
+    evidence)
+with contracts as (
+    select o.opportunity_id, o.customer_id, o.currency as contract_currency,
+           o.billing_frequency,
+           case o.billing_frequency when 'monthly' then 12 when 'quarterly' then 4 else 1 end
+               as periods_per_year,
+           o.amount / (select max(p.periods_per_term)
+                       from revleak.billing_periods(o.contract_start, o.contract_end,
+                                                    o.billing_frequency, false,
+                                                    o.contract_start) p) as contract_price
+    from revleak.opportunities o
+    where o.stage = 'closed_won' and o.billing_frequency <> 'one_time'
+      and o.contract_start <= %(as_of)s
+      and (%(as_of)s <= o.contract_end or coalesce(o.auto_renew, false))
+      and (o.closed_at is null or o.closed_at < %(as_of_end)s)
+),
+per_invoice as (  -- what each invoice billed of a contract's SKU, and what the rate card says
+    select l.opportunity_id, l.sku, l.invoice_id, l.issue_date, l.currency,
+           sum(l.quantity * l.unit_price) as billed, sum(l.quantity * l.list_price) as card
+    from priced_lines l
+    join contracts c using (opportunity_id)
+    group by l.opportunity_id, l.sku, l.invoice_id, l.issue_date, l.currency
+    having count(l.list_price) = count(*)  -- every line has a rate card
+),
+drift as (
+    select p.*, 100 * (p.billed - p.card) / nullif(p.card, 0) as drift_pct,
+           abs(p.billed - p.card) > %(subscription_drift_pct)s / 100 * abs(p.card)
+               as beyond
+    from per_invoice p
+    where p.card <> 0  -- a SKU the rate card gives away cannot drift by a share
+),
+latest as (
+    select distinct on (d.opportunity_id, d.sku) d.*,
+           min(d.issue_date) filter (where d.beyond)
+               over (partition by d.opportunity_id, d.sku) as since
+    from drift d
+    order by d.opportunity_id, d.sku, d.issue_date desc, d.invoice_id desc
+),
+found as (
+    select x.*, c.customer_id, c.contract_currency, c.billing_frequency, c.periods_per_year,
+           c.contract_price, x.card - x.billed as gap, x.opportunity_id || ':' || x.sku
+               as entity_id, fx.rate as fx_rate
+    from latest x
+    join contracts c using (opportunity_id)
+    left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = x.currency
+    where x.beyond
+)
+select revleak.fingerprint(%(check_id)s, 'subscription_drift', 'contract_sku', f.entity_id),
+       'subscription_drift', 'contract_sku', f.entity_id, f.customer_id, f.currency,
+       round(f.card, 2), round(f.billed, 2), round(f.gap, 2), round(f.gap * f.fx_rate, 2),
+       round(100 * f.gap / f.card, 4), %(as_of)s - f.since,
+       jsonb_build_object(
+           'customer_id', f.customer_id, 'customer_name', cu.name,
+           'opportunity_id', f.opportunity_id, 'sku', f.sku,
+           'billing_frequency', f.billing_frequency, 'periods_per_year', f.periods_per_year,
+           'contract_price', round(f.contract_price, 2),
+           'contract_currency', f.contract_currency,
+           'billed_price', round(f.billed, 2), 'rate_card_price', round(f.card, 2),
+           'drift_pct', round(f.drift_pct, 4), 'limit_pct', %(subscription_drift_pct)s,
+           'annualized_impact', round(f.gap * f.periods_per_year, 2),
+           'invoice_id', f.invoice_id, 'issue_date', f.issue_date, 'fx_rate', f.fx_rate,
+           'lines', (select jsonb_agg(jsonb_build_object(
+                        'invoice_id', l.invoice_id, 'line_no', l.line_no,
+                        'issue_date', l.issue_date, 'quantity', l.quantity,
+                        'unit_price', l.unit_price, 'list_price', l.list_price,
+                        'discount_pct', l.discount_pct, 'amount', l.amount)
+                        order by l.issue_date, l.invoice_id, l.line_no)
+                     from priced_lines l
+                     where l.opportunity_id = f.opportunity_id and l.sku = f.sku))
+from found f
+left join revleak.customers cu on cu.customer_id = f.customer_id;
 
 -- name: metrics
 select 'lines_checked' as metric, count(*)::numeric as value,
