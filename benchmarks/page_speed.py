@@ -112,14 +112,14 @@ def main() -> None:
             "select status, count(*) from revleak.findings group by 1").fetchall())
         history = conn.execute("select count(*) from revleak.finding_history").fetchone()[0]
 
-    from airflow.api_fastapi.core_api.security import get_user
     from fastapi.testclient import TestClient
 
+    from revleak.config import CHECK_IDS
     from revleak.reports import page
-    from revleak.ui import create_app
+    from revleak.ui import Reader, create_app
 
     app = create_app()
-    app.dependency_overrides[get_user] = lambda: None
+    app.dependency_overrides[app.state.authorized] = lambda: Reader("bench", CHECK_IDS)
     client = TestClient(app)
     cold, first = timed(lambda: client.get("/"))
     assert first.status_code == 200, first.text[:300]

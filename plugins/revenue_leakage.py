@@ -1,6 +1,6 @@
 """Airflow UI plugin: a "Revenue leakage" page (revleak's FastAPI app under /revleak, linked
-from the navigation), reading the warehouse through the revleak_warehouse connection and
-behind Airflow's authentication."""
+from the navigation), reading the warehouse through the revleak_warehouse connection, behind
+Airflow's login and its authorization: a reader sees the checks whose DAG they may read."""
 
 from airflow.plugins_manager import AirflowPlugin
 

@@ -24,25 +24,28 @@ BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"]
 EVIL = "<script>window.owned = 1</script> Ltd"
+FORMULA = "=SUM(1, 2) Formula Ltd"  # a CSV cell a spreadsheet would run as a formula
 PRINTABLE_PX = {"A4": (210 - 24) / 25.4 * 96, "Letter": (215.9 - 24) / 25.4 * 96}  # 12 mm margins
 
 
 def demo_with_history(warehouse_uri: str, tmp_path: Path, monkeypatch) -> dict:
-    """The demo company (one customer renamed to a script tag) run over many dates: booked vs
-    billed daily for three weeks (two over-billings close on Sep 14), collections and funnel
-    weekly for 13 weeks, the quarterly audits for two quarters; reports in a store of the
-    test's own. Returns the manifest with the customer renamed."""
+    """The demo company (one customer renamed to a script tag, one with an unpaid invoice to a
+    spreadsheet formula) run over many dates: booked vs billed daily for three weeks (two
+    over-billings close on Sep 14), collections and funnel weekly for 13 weeks, the quarterly
+    audits for two quarters; reports in a store of the test's own. Returns the manifest with
+    the customers renamed (victim, formula)."""
     config = tmp_path / "revleak.yaml"
     config.write_text(f"reports: {{location: {tmp_path / 'reports'}}}\n")
     monkeypatch.setenv("REVLEAK_CONFIG", str(config))
     books = tmp_path / "demo"
     manifest = demo.generate(books, seed=7, scale="small")
     victim = next(leak["customer_id"] for leak in manifest["leaks"] if leak.get("customer_id"))
+    formula = next(leak["customer_id"] for leak in manifest["leaks"] if leak.get("customer_id")
+                   not in (None, victim) and leak["category"] == "unpaid")
     with open(books / "customers.csv", encoding="utf-8") as fh:
         customers = list(csv.DictReader(fh))
     for c in customers:
-        if c["customer_id"] == victim:
-            c["name"] = EVIL
+        c["name"] = {victim: EVIL, formula: FORMULA}.get(c["customer_id"], c["name"])
     with open(books / "customers.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(customers[0]))
         writer.writeheader()
@@ -61,7 +64,7 @@ def demo_with_history(warehouse_uri: str, tmp_path: Path, monkeypatch) -> dict:
             pipeline.run_check(check, day)
     for check, days in dates.items():
         reports.publish(check, days[-1])
-    manifest["victim"] = victim
+    manifest["victim"], manifest["formula"] = victim, formula
     manifest["latest"] = {check: days[-1] for check, days in dates.items()}
     return manifest
 

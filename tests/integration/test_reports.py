@@ -190,15 +190,16 @@ def test_the_store_takes_a_folder_or_a_url_and_says_when_it_cannot(collections, 
 
 
 def test_the_page_serves_the_store_and_refuses_other_paths(collections, conn):
-    """The Revenue leakage app (Airflow's login stubbed): reports by their stable names only,
-    a never-run date is a clear 404, odd query values fall back to the defaults."""
-    from airflow.api_fastapi.core_api.security import get_user
+    """The Revenue leakage app (Airflow's login and authorization stubbed: a reader of every
+    check): reports by their stable names only, a never-run date is a clear 404, a query
+    value the page does not offer is a 400 naming the ones it does."""
     from fastapi.testclient import TestClient
 
-    from revleak.ui import create_app
+    from revleak.config import CHECK_IDS
+    from revleak.ui import Reader, create_app
 
     app = create_app()
-    app.dependency_overrides[get_user] = lambda: None
+    app.dependency_overrides[app.state.authorized] = lambda: Reader("tester", CHECK_IDS)
     client = TestClient(app)
     name = storage.file_name(CHECK, SUNDAY, "html")
     served = client.get(f"/reports/{name}")
@@ -206,12 +207,16 @@ def test_the_page_serves_the_store_and_refuses_other_paths(collections, conn):
     assert client.get(f"/reports/{storage.file_name(CHECK, SUNDAY, 'csv')}").text \
         == collections[1]
     missing = client.get(f"/reports/{storage.file_name(CHECK, date(2026, 9, 19), 'html')}")
-    assert missing.status_code == 404 and "no successful run" in missing.json()["detail"]
+    assert missing.status_code == 404 and "no successful run" in missing.text
     for bad in (f"{CHECK}/..%2F..%2Fetc%2Fpasswd", f"{CHECK}/{CHECK}_2026-09-20.exe",
                 f"funnel_leak_weekly/{CHECK}_2026-09-20.html", "nope/nope_2026-09-20.html"):
         assert client.get(f"/reports/{bad}").status_code == 404, bad
-    page = client.get("/", params={"sort": "drop table", "status": "weird", "period": 3,
-                                   "per_page": 7, "page": -4})
+    for query, offered in (({"sort": "drop table"}, "loss"), ({"status": "weird"}, "resolved"),
+                           ({"period": 3}, "7, 30, 90, 365"), ({"per_page": 7}, "10, 25"),
+                           ({"page": -4}, "whole number")):
+        refused = client.get("/", params=query)
+        assert refused.status_code == 400 and offered in refused.text, query
+    page = client.get("/")
     assert page.status_code == 200
     assert 'id="finding-count" data-value="6"' in page.text  # open (+ the alarm), page 1
     assert page.text.index("I-D") < page.text.index("I-E") < page.text.index("I-C")

@@ -22,6 +22,7 @@ CHECK_COLOURS = {
     "funnel_leak_weekly": "#E69F00",
     "recognized_vs_collected_quarterly": "#CC79A7",
     "pricing_drift_quarterly": "#D55E00",
+    "pricing_drift_on_change": "#56B4E9",
 }
 CHECK_TITLES = {
     "booked_vs_billed_daily": "Booked vs billed",
@@ -29,6 +30,7 @@ CHECK_TITLES = {
     "funnel_leak_weekly": "Funnel leaks",
     "recognized_vs_collected_quarterly": "Recognized vs collected",
     "pricing_drift_quarterly": "Pricing drift",
+    "pricing_drift_on_change": "Pricing drift on change",
 }
 CATEGORIES = {  # each check's categories (contract §4), in the order reports list them
     "booked_vs_billed_daily": ("unbilled", "under_billed", "over_billed", "renewal_miss"),
@@ -38,7 +40,7 @@ CATEGORIES = {  # each check's categories (contract §4), in the order reports l
                            "stale_deal"),
     "recognized_vs_collected_quarterly": ("recognized_not_collected", "payment_not_deposited"),
     "pricing_drift_quarterly": ("price_mismatch", "grandfathered_rate", "expired_promo",
-                                "stacked_discount", "unapproved_discount"),
+                                "stacked_discount", "unapproved_discount", "subscription_drift"),
 }
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 ALARM = "#D55E00"

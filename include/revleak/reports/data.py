@@ -196,9 +196,10 @@ def by_category(conn: psycopg.Connection, check: str, as_of: date) -> list[dict]
         group by category order by amount desc, category""", {"check": check, "as_of": as_of})
 
 
-def pricing_tops(conn: psycopg.Connection, as_of: date, n: int = 10) -> dict[str, list[dict]]:
+def pricing_tops(conn: psycopg.Connection, check: str, as_of: date,
+                 n: int = 10) -> dict[str, list[dict]]:
     """Pricing drift's biggest customers and SKUs (open gaps, base currency)."""
-    params = {"check": "pricing_drift_quarterly", "as_of": as_of}
+    params = {"check": check, "as_of": as_of}
     base = """
         from revleak.finding_history h left join revleak.customers c using (customer_id)
         where h.check_id = %(check)s and h.as_of = %(as_of)s and h.status = 'open'"""

@@ -39,18 +39,21 @@ class Filters:
     category: str | None = None
     owner: str | None = None
     segment: str | None = None
+    checks: tuple[str, ...] | None = None  # the checks the reader may see; None: every check
 
     def params(self) -> dict:
-        return {f"f_{f.name}": getattr(self, f.name) for f in fields(self)}
+        return {f"f_{f.name}": list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in fields(self)}
 
     def where(self, owner: str) -> str:
         """The SQL conditions of the filters set, on a finding ``h`` (history or current
         state), its customer ``c`` and the ``owner`` column given; only those (values stay
         bind parameters), so the planner sees what it filters on."""
         column = {"check": "h.check_id", "category": "h.category", "owner": owner,
-                  "segment": SEGMENT}
-        return " ".join(f"and {column[f.name]} = %(f_{f.name})s" for f in fields(self)
-                        if getattr(self, f.name) is not None)
+                  "segment": SEGMENT, "checks": "h.check_id"}
+        test = {"checks": "= any(%(f_checks)s)"}
+        return " ".join(f"and {column[f.name]} {test.get(f.name, f'= %(f_{f.name})s')}"
+                        for f in fields(self) if getattr(self, f.name) is not None)
 
 
 # A finding h with an amount (portfolio totals are sums of the others).

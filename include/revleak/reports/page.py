@@ -1,9 +1,11 @@
 """What the Revenue leakage page shows for a choice of filters: the ledger, a trend per
-check, one page of findings (sorted and paged in SQL) and the latest report of each check."""
+check, one page of findings (sorted and paged in SQL) and the latest report of each check —
+every figure narrowed in SQL to the checks the reader may see."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -23,7 +25,14 @@ SORTS = {  # column a reader can sort by (nulls always last, fingerprint breaks 
     "gap": "abs(gap_amount_base)", "loss": "time_weighted_loss", "status": "status",
     "first_seen": "first_seen_as_of"}
 STATUSES = ("open", "resolved", "all")
+DIRECTIONS = ("desc", "asc")
 FUNNEL = "funnel_leak_weekly"
+PARAMETERS = ("check", "category", "owner", "segment", "status", "period", "sort", "direction",
+              "page", "per_page")
+
+
+class Refused(ValueError):
+    """A query the page does not take, in one sentence naming what it takes."""
 
 
 @dataclass(frozen=True)
@@ -39,12 +48,36 @@ class View:
     per_page: int = 50
 
     @classmethod
-    def parse(cls, check=None, category=None, owner=None, segment=None, status="open",
-              period=90, sort="loss", direction="desc", page=1, per_page=50) -> View:
-        return cls(Filters(check or None, category or None, owner or None, segment or None),
-                   status if status in STATUSES else "open",
-                   period if period in PERIODS else 90, sort if sort in SORTS else "loss",
-                   direction != "asc", max(page, 1), per_page if per_page in PAGE_SIZES else 50)
+    def parse(cls, query: Sequence[tuple[str, str]], checks: tuple[str, ...],
+              offered: dict[str, list[str]]) -> View:
+        """The view a query string asks for, among the ``checks`` the reader may see and the
+        filter values their findings ``offered``; anything else raises Refused."""
+        given = dict(query)
+        if len(given) < len(query):
+            raise Refused("give each parameter once")
+        if unknown := sorted(given.keys() - set(PARAMETERS)):
+            raise Refused(f"unknown parameter {unknown[0]!r}: the page takes "
+                          f"{', '.join(PARAMETERS)}")
+
+        def pick(name: str, allowed: Sequence, default: str | None = None) -> str | None:
+            value = given.get(name) or default
+            if value is not None and value not in [str(a) for a in allowed]:
+                raise Refused(f"{name} must be one of {', '.join(map(str, allowed)) or 'none'}"
+                              f"{' (or empty for all)' if default is None else ''}, "
+                              f"not {value!r}")
+            return value
+
+        page = given.get("page") or "1"
+        if not page.isdigit() or int(page) < 1:
+            raise Refused(f"page must be a whole number from 1, not {page!r}")
+        return cls(Filters(pick("check", checks), pick("category", offered["category"]),
+                           pick("owner", offered["owner"]), pick("segment", offered["segment"]),
+                           checks=checks),
+                   status=pick("status", STATUSES, "open"),
+                   period=int(pick("period", tuple(PERIODS), "90")),
+                   sort=pick("sort", tuple(SORTS), "loss"),
+                   descending=pick("direction", DIRECTIONS, "desc") == "desc",
+                   page=int(page), per_page=int(pick("per_page", PAGE_SIZES, "50")))
 
     def query(self, **changes: Any) -> str:
         """The page's query string for this view with some choices changed."""
@@ -85,25 +118,25 @@ def findings_page(conn: psycopg.Connection, view: View) -> tuple[list[dict], int
     return rows, rows[0]["matching"] if rows else 0
 
 
-def options(conn: psycopg.Connection) -> dict[str, list[str]]:
-    """The values each filter offers (those the findings have)."""
-    cur = conn.execute(
-        "select array_agg(distinct f.check_id order by f.check_id),"
-        " array_agg(distinct f.category order by f.category),"
-        " array_agg(distinct f.owner ->> 'name' order by f.owner ->> 'name'),"
-        f" array_agg(distinct coalesce(c.segment, '{NO_SEGMENT}')"
-        f"           order by coalesce(c.segment, '{NO_SEGMENT}'))"
-        "   filter (where f.customer_id is not null)"
-        " from revleak.findings f left join revleak.customers c using (customer_id)"
-    ).fetchone()
-    return dict(zip(("check", "category", "owner", "segment"), (v or [] for v in cur),
-                    strict=True))
+def options(conn: psycopg.Connection, checks: tuple[str, ...]) -> dict[str, list[str]]:
+    """The values each filter offers: those the findings of the ``checks`` have."""
+    return _kept(("options", data_version(conn), checks), lambda: dict(zip(
+        ("check", "category", "owner", "segment"), (v or [] for v in conn.execute(
+            "select array_agg(distinct f.check_id order by f.check_id),"
+            " array_agg(distinct f.category order by f.category),"
+            " array_agg(distinct f.owner ->> 'name' order by f.owner ->> 'name'),"
+            f" array_agg(distinct coalesce(c.segment, '{NO_SEGMENT}')"
+            f"           order by coalesce(c.segment, '{NO_SEGMENT}'))"
+            "   filter (where f.customer_id is not null)"
+            " from revleak.findings f left join revleak.customers c using (customer_id)"
+            " where f.check_id = any(%s)", (list(checks),)).fetchone()), strict=True)))
 
 
-def latest_runs(conn: psycopg.Connection) -> list[tuple[str, date]]:
+def latest_runs(conn: psycopg.Connection, checks: tuple[str, ...]) -> list[tuple[str, date]]:
     """Each check's latest successful run: the report a reader opens first."""
     return conn.execute("select check_id, max(as_of) from revleak.check_runs"
-                        " where status = 'succeeded' group by 1 order by 1").fetchall()
+                        " where status = 'succeeded' and check_id = any(%s)"
+                        " group by 1 order by 1", (list(checks),)).fetchall()
 
 
 def trends(conn: psycopg.Connection, view: View, start: date, end: date,
@@ -119,6 +152,7 @@ def trends(conn: psycopg.Connection, view: View, start: date, end: date,
             select check_id, as_of from revleak.check_runs
             where status = 'succeeded' and as_of between %(start)s and %(end)s
               and (%(f_check)s::text is null or check_id = %(f_check)s)
+              and (%(f_checks)s::text[] is null or check_id = any(%(f_checks)s))
         ),
         scoped as (
             select h.check_id, h.as_of, abs(h.gap_amount_base) as amount
@@ -151,7 +185,8 @@ def trends(conn: psycopg.Connection, view: View, start: date, end: date,
 def _funnel(conn: psycopg.Connection, view: View, start: date, end: date) -> list:
     """The funnel zones the filters leave in (zones have an owner but no customer)."""
     f = view.filters
-    if f.check not in (None, FUNNEL) or f.segment:
+    if f.check not in (None, FUNNEL) or f.segment or (f.checks is not None
+                                                       and FUNNEL not in f.checks):
         return []
     if f.owner and not conn.execute(
             "select 1 from revleak.findings where check_id = %s and owner ->> 'name' = %s"
@@ -167,9 +202,19 @@ def _funnel(conn: psycopg.Connection, view: View, start: date, end: date) -> lis
 
 
 # The ledger, the trends and the filter options change only when a check run is recorded
-# or books are loaded: kept per view until then (the findings table is always read live).
+# or books are loaded: kept per view (and checks the reader may see) until then; the
+# findings table is always read live.
 _summaries: OrderedDict = OrderedDict()
 SUMMARIES_KEPT = 64
+
+
+def _kept(key: tuple, compute: Callable[[], Any]) -> Any:
+    if key not in _summaries:
+        _summaries[key] = compute()
+        while len(_summaries) > SUMMARIES_KEPT:
+            _summaries.popitem(last=False)
+    _summaries.move_to_end(key)
+    return _summaries[key]
 
 
 def data_version(conn: psycopg.Connection) -> tuple:
@@ -182,21 +227,16 @@ def data_version(conn: psycopg.Connection) -> tuple:
 
 def summaries(conn: psycopg.Connection, view: View, start: date, end: date,
               config: Config) -> dict[str, Any]:
-    key = (data_version(conn), view.filters, start, end, config.base_currency)
-    if key not in _summaries:
-        _summaries[key] = {
-            "options": options(conn),
-            "ledger": ledger(conn, start, end, config.base_currency, view.filters),
-            "trends": trends(conn, view, start, end, config)}
-        while len(_summaries) > SUMMARIES_KEPT:
-            _summaries.popitem(last=False)
-    _summaries.move_to_end(key)
-    return _summaries[key]
+    return _kept(("summaries", data_version(conn), view.filters, start, end,
+                  config.base_currency), lambda: {
+        "ledger": ledger(conn, start, end, config.base_currency, view.filters),
+        "trends": trends(conn, view, start, end, config)})
 
 
 def view_data(conn: psycopg.Connection, view: View, config: Config) -> dict[str, Any]:
-    """Everything the page shows for one view."""
-    latest = latest_runs(conn)
+    """Everything the page shows for one view (of the checks its filters allow)."""
+    checks = CHECK_IDS if view.filters.checks is None else view.filters.checks
+    latest = latest_runs(conn, checks)
     end = max((d for _, d in latest), default=date.today())
     start = end - timedelta(days=view.period - 1)
     rows, matching = findings_page(conn, view)
@@ -204,7 +244,7 @@ def view_data(conn: psycopg.Connection, view: View, config: Config) -> dict[str,
         "view": view, "periods": PERIODS, "statuses": STATUSES,
         "start": start, "end": end, "rows": rows, "matching": matching,
         "pages": max(-(-matching // view.per_page), 1), "page_sizes": PAGE_SIZES,
-        **summaries(conn, view, start, end, config),
+        "options": options(conn, checks), **summaries(conn, view, start, end, config),
         "latest": [(c, d, storage.file_name(c, d, "html"), storage.file_name(c, d, "csv"))
                    for c, d in latest],
     }

@@ -200,7 +200,7 @@ def _pricing(conn, run, config) -> dict:
             "categories", f"Open drift by category ({config.base_currency})",
             tuple((c["category"], c["amount"]) for c in categories), config.base_currency),
         "annualized": run["open_gap_base"] * 4,
-        "tops": data.pricing_tops(conn, as_of),
+        "tops": data.pricing_tops(conn, check, as_of),
         "drift_pct": run["rules"]["subscription_drift_pct"],
         "subscription_drift": data.top(
             conn, check, as_of, 50, "(h.evidence ->> 'subscription_drift')::boolean"),
@@ -210,30 +210,43 @@ def _pricing(conn, run, config) -> dict:
 
 SECTIONS = {"booked_vs_billed_daily": _digest, "billed_vs_collected_weekly": _collections,
             "funnel_leak_weekly": _funnel, "recognized_vs_collected_quarterly": _recognized,
-            "pricing_drift_quarterly": _pricing}
+            "pricing_drift_quarterly": _pricing, "pricing_drift_on_change": _pricing}
 
 
-def html(conn: psycopg.Connection, check: str, as_of: date, config: Config) -> Iterator[str]:
-    """The report of one run as a self-contained HTML document, in chunks."""
+def html(conn: psycopg.Connection, check: str, as_of: date, config: Config,
+         checks: tuple[str, ...] | None = None) -> Iterator[str]:
+    """The report of one run as a self-contained HTML document, in chunks; its ledger
+    across the ``checks`` a reader may see (every check by default)."""
     run = data.run(conn, check, as_of, config)
     context: dict[str, Any] = {
         "run": run, "ticket_url": ticket_linker(),
-        "ledger": ledger(conn, run["window_start"], as_of, config.base_currency, Filters()),
+        "ledger": ledger(conn, run["window_start"], as_of, config.base_currency,
+                         Filters(checks=checks)),
         "findings": data.all_findings(conn, check, as_of),
         **SECTIONS[check](conn, run, config)}
     template = environment(config).get_template(f"report_{check}.html.j2")
     yield from template.generate(**context)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (= + - @, tab, carriage return first)
+    made plain text with a leading apostrophe; numbers and dates stay as they are."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in FORMULA_STARTS else value
+
+
 def csv_rows(conn: psycopg.Connection, check: str, as_of: date, config: Config) -> Iterator[str]:
-    """Every finding of one run as CSV (one header row), in chunks."""
+    """Every finding of one run as CSV (one header row), in chunks; no text cell runs as a
+    spreadsheet formula."""
     data.run(conn, check, as_of, config)  # a run that never succeeded has no report
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, *(f"owner_{c}" for c in OWNER_COLUMNS)])
     for n, f in enumerate(data.all_findings(conn, check, as_of), 1):
-        writer.writerow([*(f[c] for c in CSV_COLUMNS), *(f["owner"].get(c) for c in
-                                                         OWNER_COLUMNS)])
+        writer.writerow([inert(v) for v in (*(f[c] for c in CSV_COLUMNS),
+                                            *(f["owner"].get(c) for c in OWNER_COLUMNS))])
         if n % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
