@@ -23,7 +23,7 @@ CONN_ID = "revleak_price_signals"
 ENV_VAR = connections.env_var(CONN_ID)
 EXAMPLE = "https://:<signing secret>@receiver.example.com/hooks/prices"
 BATCH = 100  # signals read at a time
-LOCK = "hashtext('revleak.price_signals')"  # one sender at a time; the next waits for it
+LOCK = "revleak.price_signals"  # one sender at a time (an advisory lock); the next waits
 PENDING = """
 select signal_id, signal_key, payload from revleak.price_signals
 where status = 'pending' and signal_id > %s order by signal_id limit %s
@@ -59,11 +59,11 @@ def send() -> str:
         if dest is None:
             return (f"{pending(conn)} price signals wait: no connection {CONN_ID}; set "
                     f"{ENV_VAR}='{EXAMPLE}' (a webhook) to send them")
-        conn.execute(f"select pg_advisory_lock({LOCK})")
+        conn.execute("select pg_advisory_lock(hashtext(%s))", (LOCK,))
         try:
             return _send(conn, WebhookProvider(dest))
         finally:
-            conn.execute(f"select pg_advisory_unlock({LOCK})")
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", (LOCK,))
 
 
 def _send(conn: psycopg.Connection, webhook: WebhookProvider) -> str:

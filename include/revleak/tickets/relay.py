@@ -335,9 +335,12 @@ def _record(conn: psycopg.Connection, dest: Destination, event: dict[str, Any],
             conn.execute("update revleak.findings set ticket_key = %s"
                          " where fingerprint = %s and ticket_generation = %s",
                          (outcome.key, fp, gen))
-        if stamp := {"resolve": "resolved_at", "escalate": "escalated_at"}.get(action):
-            conn.execute(f"update revleak.tickets set {stamp} = now()"
-                         " where fingerprint = %s and generation = %s", (fp, gen))
+        if action in ("resolve", "escalate"):
+            conn.execute("update revleak.tickets set resolved_at = case when %(action)s ="
+                         " 'resolve' then now() else resolved_at end, escalated_at = case when"
+                         " %(action)s = 'escalate' then now() else escalated_at end"
+                         " where fingerprint = %(fp)s and generation = %(gen)s",
+                         {"action": action, "fp": fp, "gen": gen})
         conn.execute(DELIVERED, {"id": event["event_id"], "key": outcome.key,
                                  "notice": "; ".join(outcome.notices) or None})
 
