@@ -41,6 +41,9 @@ CHANNELS = ("phone", "web_form", "chat", "whatsapp", "email", "marketplace", "re
 OPEN_STAGES = ("new", "qualified", "meeting", "proposal", "negotiation")
 STEP_MONTHS = {"monthly": 1, "quarterly": 3, "annual": 12}
 TIMEZONES = ("UTC", "America/New_York", "Asia/Kolkata")
+TEAMS = ("Inbound Desk", "SMB Sales", "Mid-Market", "Enterprise")
+LOST_REASONS = ("lost_to_competitor", "no_decision", "no_budget", "unresponsive", "other", "")
+SOURCES = ("", "", "google_ads", "webinar", "partner")
 
 
 def money(value: Fraction | Decimal | int) -> str:
@@ -97,6 +100,10 @@ class _Builder:
 
     def chance(self, p: float) -> bool:
         return self.draw(st.integers(0, 99)) < int(p * 100)
+
+    def late(self, sloppy: float, on_time: tuple, slow: tuple):
+        """One of the slow options as often as the team is sloppy, else an on-time one."""
+        return self.pick(slow if self.chance(sloppy) else on_time)
 
     def between(self, low: int, high: int) -> int:
         return self.draw(st.integers(low, high))
@@ -444,80 +451,141 @@ class _Builder:
 
     # ---- demand ------------------------------------------------------------------------
     def opportunity(self, customer: dict | None, created: datetime, stage: str,
-                    signal: dict | None) -> dict:
+                    signal: dict | None, sloppy: float = 0.3) -> dict:
+        """An opportunity as a CRM keeps it (a closed_won one gets its contract from the
+        caller); open deals often carry an amount, sometimes in a currency without a rate."""
         opp = {"opportunity_id": self.next_id("O"),
                "customer_id": customer["customer_id"] if customer else "",
                "signal_id": signal["signal_id"] if signal else "",
                "created_at": self.stamp(created),
                "channel": signal["channel"] if signal else self.pick(CHANNELS),
                "intent": signal["intent"] if signal else self.pick(("high", "medium", "low")),
-               "team": "Sales", "owner": "", "stage": stage, "amount": "", "currency": "",
+               "team": self.pick(TEAMS + ("",)), "owner": self.pick(("", "", "Dev Patel")),
+               "stage": stage, "amount": "", "currency": "",
                "expected_close_date": "" if self.chance(0.2) else (
                    created.date() + timedelta(days=self.between(0, 60))).isoformat(),
-               "closed_at": "", "close_reason": "lost_to_competitor"
-               if stage == "closed_lost" else "", "contract_start": "", "contract_end": "",
-               "billing_frequency": "", "auto_renew": "", "renewal_of": "", "source": ""}
+               "closed_at": "", "close_reason": "", "contract_start": "", "contract_end": "",
+               "billing_frequency": "", "auto_renew": "", "renewal_of": "",
+               "source": self.pick(SOURCES)}
+        if stage != "closed_won" and self.chance(0.5):
+            opp["amount"] = self.pick(("1000.00", "2500.00", "12000.00", "0.03"))
+            opp["currency"] = self.pick(CURRENCIES + ("JPY",))  # JPY: no exchange rate
+        if stage == "closed_lost":
+            opp["close_reason"] = self.pick(LOST_REASONS)
+            if self.chance(0.85):  # else closed on a day nobody recorded
+                opp["closed_at"] = self.stamp(created + timedelta(
+                    days=self.between(0, 120), hours=self.between(0, 23)))
         self.rows["opportunities"].append(opp)
-        self.work(opp, created)
+        self.work(opp, created, sloppy)
         return opp
 
-    def work(self, opp: dict, created: datetime) -> None:
-        """The events a sales team logs on an opportunity: assignment, first response, touches,
-        next steps — on time, late or never."""
+    def work(self, opp: dict, created: datetime, sloppy: float) -> None:
+        """The events a sales team logs on an opportunity: assignment (with or without a note
+        on reassignment), auto-acks, first responses, touches, next steps (some falling due
+        unanswered), stage changes and notes — on time, late or never; the sloppier the
+        week, the more often late or never."""
         events = []
-        if self.chance(0.85) or not self.rows["opportunity_events"]:
-            assigned = created + timedelta(minutes=self.pick((-30, 5, 90, 230, 250, 600)))
-            events.append(("assigned", assigned, None))
-            if self.chance(0.2):
-                events.append(("reassigned", assigned + timedelta(hours=3), None))
-            for _ in range(self.between(0, 3)):
-                events.append(("touch", assigned + timedelta(hours=self.pick((1, 20, 47, 49, 70))),
-                               None))
+
+        if not self.chance(sloppy / 2) or not self.rows["opportunity_events"]:
+            assigned = created + timedelta(
+                minutes=self.late(sloppy, (-30, 5), (60, 90, 230, 240, 250, 600)))
+            team = self.pick(TEAMS + ("",))
+            events.append(("assigned", assigned, {"team": team}))
+            if self.chance(0.25):
+                events.append(("reassigned", assigned + timedelta(hours=3), {
+                    "team": self.pick(TEAMS),
+                    "has_note": self.pick(("", "false")) if self.chance(sloppy) else "true"}))
+            touches = [1, self.pick((20, 24, 48))] if not self.chance(sloppy) \
+                else [self.pick((20, 49, 70))] * self.between(0, 1)
+            for hours in touches + [self.pick((24 * 9, 24 * 40))] * self.between(0, 1):
+                events.append(("touch", assigned + timedelta(hours=hours), {}))
+            if not self.chance(sloppy):  # a next step agreed on the first calls
+                at = assigned + timedelta(hours=self.pick((2, 23)))
+                events.append(("next_step_set", at, {"next_step_due": self.stamp(
+                    at + timedelta(days=self.pick((1, 3, 10, 30))))}))
         if self.chance(0.5):
-            events.append(("auto_ack", created + timedelta(minutes=1), None))
-        if self.chance(0.7):
-            events.append(("first_response",
-                           created + timedelta(minutes=self.pick((5, 30, 59, 61, 180))), None))
-        if self.chance(0.4):
-            at = created + timedelta(days=self.between(0, 40))
-            events.append(("next_step_set", at, at + timedelta(days=self.between(1, 30))))
-        for kind, at, due in events:
-            self.rows["opportunity_events"].append({
-                "event_id": self.next_id("E"), "opportunity_id": opp["opportunity_id"],
-                "occurred_at": self.stamp(at),
-                "event_type": kind, "actor": "rep", "team": "Sales",
-                "next_step_due": self.stamp(due) if due else "",
-                "stage_to": "", "has_note": ""})
+            events.append(("auto_ack", created + timedelta(  # some nurture e-mails days on
+                minutes=self.pick((1, 1, 70, 3 * 24 * 60, 10 * 24 * 60))), {}))
+        if not self.chance(sloppy / 2):
+            events.append(("first_response", created + timedelta(
+                minutes=self.late(sloppy, (5, 5, 60), (30, 59, 60, 61, 180, 1500))), {}))
+        for _ in range(self.between(0, 1)):
+            at = created + (timedelta(hours=self.pick((2, 23, 47, 49))) if self.chance(0.5)
+                            else timedelta(days=self.between(0, 40)))
+            events.append(("next_step_set", at, {
+                "next_step_due": self.stamp(at + timedelta(days=self.pick((1, 3, 10, 30))))}))
+        if self.chance(0.3):
+            events.append(("stage_changed", created + timedelta(days=self.between(1, 20)),
+                           {"stage_to": self.pick(OPEN_STAGES[1:])}))
+        if self.chance(0.2):
+            events.append(("note", created + timedelta(days=self.between(0, 60)), {}))
+        for kind, at, extra in events:
+            self.event(opp, kind, at, **extra)
+
+    def event(self, opp: dict, kind: str, at: datetime, **extra: str) -> None:
+        self.rows["opportunity_events"].append({
+            "event_id": self.next_id("E"), "opportunity_id": opp["opportunity_id"],
+            "occurred_at": self.stamp(at), "event_type": kind, "actor": "rep", "team": "",
+            "next_step_due": "", "stage_to": "", "has_note": "", **extra})
 
     def demand(self) -> None:
-        """Busy weeks of inbound signals, captured as opportunities the same day, later or never,
-        plus outbound opportunities with no signal."""
-        for _ in range(self.between(1, 3)):
-            monday = YEAR_START + timedelta(days=7 * self.between(0, 51) - YEAR_START.weekday())
-            self.company.busy_weeks.add(monday)
-            for _ in range(self.between(1 if not self.rows["inbound_signals"] else 0, 8)):
-                received = datetime.combine(monday, datetime.min.time(), UTC) \
-                    + timedelta(hours=self.between(0, 7 * 24 - 1), minutes=self.between(0, 59))
-                signal = {"signal_id": self.next_id("S"),
-                          "received_at": self.stamp(received),
-                          "channel": self.pick(CHANNELS),
-                          "intent": self.pick(("high", "high", "medium", "low")),
-                          "contact_key": f"k{self.between(0, 9)}", "source": "",
-                          "answered": self.pick(("", "true", "false"))}
-                self.rows["inbound_signals"].append(signal)
-                capture = self.pick(("same_day", "same_day", "same_day", "later", "never"))
-                if capture == "never":
-                    continue
-                created = received + (timedelta(minutes=self.pick((2, 30, 300)))
-                                      if capture == "same_day"
-                                      else timedelta(days=self.between(1, 3)))
-                customer = self.pick(self.rows["customers"]) if self.chance(0.3) else None
-                self.opportunity(customer, created, self.pick(OPEN_STAGES + ("closed_lost",)),
-                                 signal)
-            for _ in range(self.between(0, 2)):
-                created = datetime.combine(monday, datetime.min.time(), UTC) \
-                    + timedelta(hours=self.between(0, 7 * 24 - 1))
-                self.opportunity(None, created, self.pick(OPEN_STAGES), None)
+        """Busy weeks of inbound signals — one to three weeks in a row, the team often
+        getting sloppier each week, some weeks crowded into one channel, intent and time of
+        day that the team handles worse than the rest — captured as opportunities the same
+        day, later or never, missed calls called back or not, contacts coming back; plus
+        outbound opportunities with no signal."""
+        for _ in range(self.between(1, 2)):
+            first = YEAR_START + timedelta(days=7 * self.between(0, 51) - YEAR_START.weekday())
+            sloppy = self.pick((0.1, 0.3))
+            for n in range(self.pick((1, 2, 3))):
+                self.busy_week(first + timedelta(weeks=n), min(0.9, sloppy + 0.3 * n))
+
+    def busy_week(self, monday: date, sloppy: float) -> None:
+        """One week's demand; with a focus, a third of it in one channel × intent × hour
+        worked worse than the rest."""
+        self.company.busy_weeks.add(monday)
+        week = datetime.combine(monday, datetime.min.time(), UTC)
+        focus = (self.pick(CHANNELS), self.pick(("high", "medium", "low")),
+                 self.between(0, 7 * 24 - 1)) if self.chance(0.5) else None
+        others = sloppy / 5 if focus else sloppy
+        least = 5 if focus else 0 if self.rows["inbound_signals"] else 1
+        for _ in range(self.between(least, 14 if focus else 8)):
+            if focus and self.chance(0.35):
+                channel, intent, hour = focus[0], focus[1], focus[2] + self.between(0, 2)
+                care = min(0.9, sloppy + 0.4)
+            else:
+                channel, intent = self.pick(CHANNELS), self.pick(("high", "high", "medium", "low"))
+                hour, care = self.between(0, 7 * 24 - 1), others
+            received = week + timedelta(hours=hour, minutes=self.between(0, 59))
+            contacts = [s["contact_key"] for s in self.rows["inbound_signals"]]
+            signal = {"signal_id": self.next_id("S"), "received_at": self.stamp(received),
+                      "channel": channel, "intent": intent,
+                      "contact_key": self.pick(contacts) if contacts and self.chance(care)
+                      else f"k{self.between(0, 99)}", "source": self.pick(SOURCES),
+                      "answered": self.pick(("", "true", "false"))}
+            self.rows["inbound_signals"].append(signal)
+            capture = self.pick(("same_day", "later", "never")) if self.chance(care) \
+                else "same_day"
+            if capture == "never":
+                continue
+            created = received + (timedelta(minutes=self.late(care, (2,), (30, 300)))
+                                  if capture == "same_day"
+                                  else timedelta(days=self.between(1, 4)))
+            customer = self.pick(self.rows["customers"]) if self.chance(0.3) else None
+            opp = self.opportunity(customer, created, self.pick(OPEN_STAGES + ("closed_lost",)),
+                                   signal, care)
+            if self.chance(0.15):  # the contact came before, whole days ago to the minute
+                back = timedelta(days=self.pick((1, 14, 30)))
+                before = signal | {"signal_id": self.next_id("S"), "answered": "",
+                                   "received_at": self.stamp(received - back)}
+                self.rows["inbound_signals"].append(before)
+                self.opportunity(None, created - back, self.pick(OPEN_STAGES), before, others)
+            if signal["answered"] == "false" and not self.chance(care / 2):  # called back
+                self.event(opp, "touch", received + timedelta(
+                    minutes=self.late(care, (29, 30), (31, 59, 60, 61, 120, 121))))
+        for _ in range(self.between(0, 2)):
+            created = week + timedelta(hours=self.between(0, 7 * 24 - 1))
+            self.opportunity(None, created, self.pick(OPEN_STAGES), None, others)
 
 
 @st.composite

@@ -14,13 +14,20 @@ SKU and currency (a line with no rate card is not judged). The first rule a line
 Lines add up per customer, SKU and category (lines in another currency than the customer's
 apart, as customer:sku:currency); |expected − actual| above max(pct × |expected|, min) is a
 finding, days from the first such line's issue date.
+
+Subscription drift (docs/pricing.md): for each contract closed won by the as-of date, not
+one_time, the as-of date inside its term or auto-renewing, and each SKU of its invoices in the
+quarter: per invoice, billed = Σ quantity × unit price, rate card = Σ quantity × list price
+(an invoice with a line the rate card lacks, or a rate card of 0, is not judged). The latest
+judged invoice (issue date, then id) drifts when |billed − rate card| > limit% × rate card:
+expected = rate card, actual = billed, days from the first judged invoice that drifted.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 
-from tests.oracle.common import Finding, Fx, Rows, Run, day, flag, money
+from tests.oracle.common import Finding, Fx, Rows, Run, day, flag, moment, money
 
 
 def rate_card_price(cards: list[dict], sku: str, currency: str, on) -> Fraction | None:
@@ -89,6 +96,42 @@ def findings(rows: Rows, run: Run) -> list[Finding]:
         out.append(run.finding(category, "customer_sku", entity, ccy, expected,
                                actual, expected - actual, fx.rate(ccy, as_of),
                                (as_of - since).days))
+    return out + subscription_drift(rows, run, invoices, fx)
+
+
+def subscription_drift(rows: Rows, run: Run, invoices: dict[str, dict], fx: Fx
+                       ) -> list[Finding]:
+    as_of, limit = run.as_of, run.rule("subscription_drift_pct")
+    contracts = {o["opportunity_id"] for o in rows["opportunities"]
+                 if o["stage"] == "closed_won" and o["billing_frequency"] != "one_time"
+                 and day(o["contract_start"]) <= as_of
+                 and (as_of <= day(o["contract_end"]) or flag(o.get("auto_renew")))
+                 and not (o.get("closed_at") and moment(o["closed_at"]) >= run.as_of_end)}
+    billed: dict[tuple[str, str], dict[str, list]] = {}
+    for line in rows["invoice_lines"]:
+        inv = invoices.get(line["invoice_id"])
+        if inv is None or inv.get("opportunity_id") not in contracts:
+            continue
+        issued, ccy = day(inv["issue_date"]), inv["currency"]
+        listed = rate_card_price(rows["rate_cards"], line["sku"], ccy, issued)
+        qty = money(line["quantity"])
+        entry = billed.setdefault((inv["opportunity_id"], line["sku"]), {}).setdefault(
+            inv["invoice_id"], [issued, ccy, Fraction(0), Fraction(0), True])
+        entry[2] += qty * money(line["unit_price"])
+        entry[3] += qty * (listed or 0)
+        entry[4] = entry[4] and listed is not None
+    out = []
+    for (opp, sku), by_invoice in sorted(billed.items()):
+        judged = {i: e for i, e in by_invoice.items() if e[4] and e[3] != 0}
+        if not judged:
+            continue
+        drifted = [e for e in judged.values() if abs(e[2] - e[3]) > limit / 100 * abs(e[3])]
+        issued, ccy, price, card, _ = judged[max(judged, key=lambda i: (judged[i][0], i))]
+        if abs(price - card) <= limit / 100 * abs(card):
+            continue
+        out.append(run.finding("subscription_drift", "contract_sku", f"{opp}:{sku}", ccy, card,
+                               price, card - price, fx.rate(ccy, as_of),
+                               (as_of - min(e[0] for e in drifted)).days))
     return out
 
 

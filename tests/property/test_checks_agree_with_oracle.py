@@ -43,12 +43,19 @@ RULES = {
         "collection_lag_days": (90, 0, 30), "deposit_lag_days": (5, 0, 2)},
     "pricing_drift_quarterly": {
         "tolerance_pct": ("0", "1"), "tolerance_min": ("0.01", "1.00"),
-        "max_unapproved_discount_pct": ("15", "10", "25")},
-    "funnel_leak_weekly": {
-        "intake_min_pct": ("95", "80"), "routing_hours": (4, 1, 24),
-        "routing_max_pct": ("10", "0", "50"), "response_minutes": (60, 15, 240),
+        "max_unapproved_discount_pct": ("15", "10", "25"),
+        "subscription_drift_pct": ("5", "0", "10")},
+    "funnel_leak_weekly": {  # every rule (the oracle reads each): docs/funnel.md
+        "intake_min_pct": ("95", "80"), "callback_minutes": (60, 30, 120),
+        "routing_hours": (4, 1, 24), "routing_max_pct": ("10", "0", "50"),
+        "duplicate_days": (14, 1, 30), "response_minutes": (60, 15, 240),
+        "response_minutes_medium": (None, 60, 1440), "response_minutes_low": (None, 240),
         "response_max_pct": ("30", "0"), "follow_up_hours": (48, 24),
-        "follow_up_max_pct": ("40", "0"), "close_max_pct": ("20", "0")},
+        "follow_up_max_pct": ("40", "0"), "close_max_pct": ("20", "0", "60"),
+        "stale_days": (30, 7, 14), "cell_min_population": (5, 2, 3),
+        "business_hours_start": (9, 0, 7), "business_hours_end": (18, 20, 24),
+        "trend_weeks": (3, 2), "history_days": (365, 90, 30),
+        "value_min_closed": (5, 1, 2)},
 }
 FIXTURE_CONFIG = Path(__file__).resolve().parents[1] / "fixture_config.yaml"
 _example_dirs = itertools.count()

@@ -25,10 +25,14 @@ with signals as (
     from revleak.inbound_signals s
     where s.received_at >= %(window_start_at)s and s.received_at < %(as_of_end)s
 ),
-captures as (  -- opportunities created from those signals by the week's end
+signal_opportunities as (  -- opportunities created from those signals
+    select o.signal_id, o.opportunity_id, o.created_at
+    from revleak.opportunities o join signals s using (signal_id)
+),
+captures as (  -- ... by the week's end
     select o.signal_id, o.opportunity_id, o.created_at,
            (o.created_at at time zone %(timezone)s)::date as created_on
-    from revleak.opportunities o join signals s using (signal_id)
+    from signal_opportunities o
     where o.created_at < %(as_of_end)s
 ),
 captured as (
@@ -40,8 +44,10 @@ captured as (
 select s.*, coalesce(c.same_day, false) as same_day, c.captured_on,
        (select count(*) from generate_series(s.received_on + 1, c.captured_on, interval '1 day') d
         where extract(isodow from d) < 6) as business_days_late,
-       s.answered is false and not exists (
-           select from captures k join revleak.opportunity_events e using (opportunity_id)
+       s.answered is false and not exists (  -- a callback ending after the week counts, on
+           -- any opportunity of the signal (even one created after the week's end)
+           select from signal_opportunities k join revleak.opportunity_events e
+                using (opportunity_id)
            where k.signal_id = s.signal_id and e.event_type in ('first_response', 'touch')
              and e.occurred_at >= s.received_at
              and e.occurred_at <= s.received_at + make_interval(mins => %(callback_minutes)s)
@@ -567,7 +573,8 @@ stale_findings as (
     join expected_values e using (channel, intent)
     cross join lateral (
         select case when o.amount is null then e.ev_base
-                    else o.amount * e.won / nullif(e.closed, 0) end as value) v
+                    -- no closed deal in the history window: a win rate of 0
+                    else coalesce(o.amount * e.won / nullif(e.closed, 0), 0) end as value) v
     left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx
       on fx.currency = case when o.amount is null then %(base_currency)s::text
                             else o.currency end
