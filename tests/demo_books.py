@@ -11,7 +11,14 @@ from pathlib import Path
 
 from revleak.config import load_config
 from revleak.tables import TABLES
-from tests import oracle
+from tests import contract, oracle
+
+# Each check's categories (contract §4), with what docs/pricing.md adds: subscription_drift,
+# and the change check, which judges by the quarterly audit's rules (owner Finance).
+PRICING = contract.CATEGORIES["pricing_drift_quarterly"] | {"subscription_drift"}
+CATEGORIES = {**contract.CATEGORIES, "pricing_drift_quarterly": PRICING,
+              "pricing_drift_on_change": PRICING}
+OWNING_TEAMS = {**contract.OWNING_TEAMS, "pricing_drift_on_change": "Finance"}
 
 FIGURES = {"expected_amount": "expected", "actual_amount": "actual", "gap_amount": "gap",
            "currency": "currency"}  # manifest figure → oracle.Finding attribute

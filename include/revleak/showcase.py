@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 import requests
 
-from revleak import demo, findings, loader, pipeline, warehouse
+from revleak import demo, findings, loader, pipeline, price_signals, warehouse
 from revleak.config import CHECK_IDS, PROJECT_ROOT, load_config
 from revleak.errors import RevleakError
 from revleak.tickets import relay
@@ -141,7 +141,7 @@ def run(seed: int = 7, scale: str = "small", fresh: bool = False, say=print) -> 
     with warehouse.connect() as conn:
         where = warehouse.describe(warehouse.connection_params())
         warehouse.migrate(conn)
-        _, results = loader.load(conn, data)
+        _, results = loader.load(conn, data, warn=lambda line: say(f"    {line}"))
     say("    " + loader.format_summary(results).replace("\n", "\n    "))
 
     say("3/4 running the DAGs through Airflow (airflow dags test, logs in "
@@ -156,9 +156,10 @@ def run(seed: int = 7, scale: str = "small", fresh: bool = False, say=print) -> 
         say(f"    {dag_id} for logical date {logical_date} (checks as of {dates['as_of']})")
         airflow(env, home / "logs" / f"{dag_id}.log", "dags", "test", dag_id, logical_date)
         ran.append((dag_id, dates["as_of"]))
-    # unpaused, so a backfill from the UI runs at once (see the module's docstring)
+    # unpaused, so a backfill from the UI runs at once and a change check hears its Assets
+    # (see the module's docstring)
     airflow(env, home / "logs" / "airflow-dags-unpause.log", "dags", "unpause", "-y",
-            "--treat-dag-id-as-regex", "^(" + "|".join(d for d, _ in ran) + ")$")
+            "--treat-dag-id-as-regex", "^(" + "|".join(CHECK_IDS) + ")$")
 
     say("4/4 what was found")
     with warehouse.connect() as conn:
@@ -166,10 +167,12 @@ def run(seed: int = 7, scale: str = "small", fresh: bool = False, say=print) -> 
             say(pipeline.format_summary(findings.summarize(conn, dag_id, as_of)))
         tickets = dict(conn.execute("select status, count(*) from revleak.ticket_outbox"
                                     " group by status").fetchall())
+        signals = price_signals_summary(conn)
     destination = ("delivered to the ticket system" if os.environ.get(relay.ENV_VAR)
                    else "waiting in the outbox: set AIRFLOW_CONN_REVLEAK_TICKETS to deliver them")
     states = ", ".join(f"{n} {s}" for s, n in tickets.items())
     say(f"tickets: {sum(tickets.values())} events ({states}); {destination}")
+    say(signals)
     say(f"\nwarehouse: {where} (schema revleak)\n"
         f"findings:  .venv/bin/revleak findings   (--format json for the contract's JSON lines)\n"
         f"tickets:   .venv/bin/revleak tickets\n"
@@ -179,6 +182,31 @@ def run(seed: int = 7, scale: str = "small", fresh: bool = False, say=print) -> 
         f"{home / 'logs'})\n"
         f"stop:      python3 bootstrap.py stop (the embedded PostgreSQL)")
     return 0
+
+
+def price_signals_summary(conn: psycopg.Connection) -> str:
+    """One line on the price signals (docs/pricing.md): how many subscription drifts, the
+    first one raised, and whether they went out or wait for their connection."""
+    counts = dict(conn.execute("select status, count(*) from revleak.price_signals"
+                               " group by status").fetchall())
+    if not counts:
+        return "price signals: none (no subscription drift beyond its limit)"
+    name, sku, billed, card, ccy, check, as_of = conn.execute(
+        "select payload ->> 'customer_name', payload ->> 'sku', payload ->> 'billed_price',"
+        " payload ->> 'rate_card_price', payload ->> 'currency', check_id, as_of"
+        " from revleak.price_signals order by signal_id limit 1").fetchone()
+    waiting = counts.get("pending", 0)
+    if not waiting:
+        where = f"delivered to the connection {price_signals.CONN_ID}"
+    elif os.environ.get(price_signals.ENV_VAR):
+        where = (f"{waiting} not delivered yet to {price_signals.CONN_ID} (see the "
+                 "send_price_signals task's log); the next run of a pricing DAG sends them")
+    else:
+        where = (f"{waiting} wait for the connection {price_signals.CONN_ID}: set "
+                 f"{price_signals.ENV_VAR} (a webhook) to send them")
+    return (f"price signals: {sum(counts.values())} subscription drifts (first: {name}, {sku} "
+            f"billed {billed} vs rate card {card} {ccy} a period, raised by {check} as of "
+            f"{as_of}); {where}")
 
 
 def ensure_port_free(host: str, port: int) -> None:

@@ -19,6 +19,8 @@ CHECKS = {
     "funnel_leak_weekly": funnel_leak.findings,
     "recognized_vs_collected_quarterly": recognized_vs_collected.findings,
     "pricing_drift_quarterly": pricing_drift.findings,
+    # the quarter so far as of D − 1 (its as-of date), by the quarterly audit's rules
+    "pricing_drift_on_change": pricing_drift.findings,
 }
 
 

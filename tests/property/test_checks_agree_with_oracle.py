@@ -57,6 +57,8 @@ RULES = {
         "trend_weeks": (3, 2), "history_days": (365, 90, 30),
         "value_min_closed": (5, 1, 2)},
 }
+# the change check judges by the quarterly audit's rules, for the quarter up to any day
+RULES["pricing_drift_on_change"] = RULES["pricing_drift_quarterly"]
 FIXTURE_CONFIG = Path(__file__).resolve().parents[1] / "fixture_config.yaml"
 _example_dirs = itertools.count()
 

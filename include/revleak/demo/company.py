@@ -47,6 +47,10 @@ SKUS = {
     "CONS-HR": (180, 180, "service"),
 }
 CHANGED = frozenset(s for s, (old, new, _) in SKUS.items() if old != new)
+# The checked quarter's price rise: this sku's USD list price from RISE_DAY of the quarter's
+# second month (subscription drift, docs/pricing.md). Contracts across it sell without the sku;
+# a few planted ones keep billing the old price (``leaks.Seeded``).
+RAISED_SKU, RAISED_PRICE, RISE_DAY = "ANL-ADDON", 180, 12
 LOCAL_PRICE_PCT = {"USD": 100, "EUR": 92, "GBP": 80}  # local list price = USD × pct, whole units
 CLOSED = ("closed_won", "closed_lost")
 
@@ -280,11 +284,11 @@ class Company:
         self.horizon_end = datetime.combine(self.horizon + DAY, time())
         self.history = add_months(_day28(as_of), -24)
         self.price_change = self.q_start  # the mid-year list price change
+        self.price_rise = add_months(self.q_start, 1) + timedelta(days=RISE_DAY - 1)
         self.out = _Out(out_dir, progress)
         self.random = self.rng.random
         self.new = {prefix: _counter(prefix, width) for prefix, width in ID_WIDTHS.items()}
-        self.prices = {(sku, ccy): (self._local(old, ccy), self._local(new, ccy))
-                       for sku, (old, new, _) in SKUS.items() for ccy in CURRENCIES}
+        self.prices = {(sku, ccy): self._rate_card(sku, ccy) for sku in SKUS for ccy in CURRENCIES}
         self.crm_rng = random.Random(f"{seed}:crm")  # deal intents, apart from the books' draws
         self.open_deals = 0  # opportunities open at the checked week's end
 
@@ -305,9 +309,25 @@ class Company:
         """A USD list price in ``ccy``: whole units, as cents."""
         return (usd * LOCAL_PRICE_PCT[ccy] + 50) // 100 * 100
 
+    def _rate_card(self, sku: str, ccy: str) -> list[tuple[date, int]]:
+        """The sku's list prices in ``ccy``, each with the day it takes effect."""
+        old, new, _ = SKUS[sku]
+        card = [(self.history - timedelta(days=365), self._local(old, ccy))]
+        if new != old:
+            card.append((self.price_change, self._local(new, ccy)))
+        if sku == RAISED_SKU:
+            card.append((self.price_rise, self._local(RAISED_PRICE, ccy)))
+        return card
+
     def _price(self, sku: str, ccy: str, on: date) -> int:
-        old, new = self.prices[(sku, ccy)]
-        return new if on >= self.price_change else old
+        """The list price in force on ``on`` (the first one before the rate card begins)."""
+        card = self.prices[(sku, ccy)]
+        price = card[0][1]
+        for since, listed in card[1:]:
+            if since > on:
+                break
+            price = listed
+        return price
 
     def _moment(self, day: date, first_hour: int = 8, last_hour: int = 18) -> datetime:
         """A time of day on ``day`` within office hours."""
@@ -317,7 +337,8 @@ class Company:
     # the whole run ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Write every table: reference tables, the customers one by one, the funnel."""
+        """Write every table: reference tables, the customers one by one, the funnel, then
+        what is planted on top of finished books."""
         self._price_book()
         self._fx_rates()
         self._bank_fees()
@@ -325,22 +346,19 @@ class Company:
         for index in range(self.customers):
             self._customer(index, roles.get(index))
         self._funnel()
+        self._plant_last()
         self.out.close()
 
     # reference tables ------------------------------------------------------------------------
 
     def _price_book(self) -> None:
-        """Rate cards (three skus change price at the start of the checked quarter), promos."""
+        """Rate cards (three skus change price at the start of the checked quarter, one of them
+        again in its second month), promotions."""
+        for (sku, ccy), card in self.prices.items():
+            for (since, price), (until, _) in zip(card, [*card[1:], (None, 0)], strict=True):
+                self.out.write("rate_cards", [sku, ccy, money(price), _d(since),
+                                              _d(until and until - DAY)])
         since = self.history - timedelta(days=365)
-        for sku in SKUS:
-            for ccy in CURRENCIES:
-                old, new = self.prices[(sku, ccy)]
-                if old == new:
-                    self.out.write("rate_cards", [sku, ccy, money(old), _d(since), ""])
-                    continue
-                self.out.write("rate_cards", [sku, ccy, money(old), _d(since),
-                                              _d(self.price_change - DAY)])
-                self.out.write("rate_cards", [sku, ccy, money(new), _d(self.price_change), ""])
         qs, far = self.q_start, self.q_end + timedelta(days=365)
         promos = {
             "WELCOME10": (10, since, far, False),
@@ -414,8 +432,7 @@ class Company:
             self._stream(book, _day28(min(start, latest)))
         planted = self._plant(book, kind, k) if kind else None
         self._close_books(book)
-        if kind:
-            self._record(book, kind, planted)
+        self._record(book, kind, planted)
         self.out.flush()
 
     def _stream(self, book: Book, start: date) -> None:
@@ -510,9 +527,12 @@ class Company:
                offset: int) -> list[Line]:
         """What a normal contract sells each period, at the rate card of its invoice dates."""
         rng = self.rng
-        before = not auto and end + timedelta(days=offset + 4) <= self.price_change
-        # None: its invoices straddle the price change, so changed skus stay off it
-        on = start if start >= self.price_change or before else None
+
+        def across(change: date) -> bool:
+            """Its invoices fall on both sides of a price change."""
+            return start < change and (auto or end + timedelta(days=offset + 4) > change)
+
+        changed = CHANGED if across(self.price_change) else ()  # skus kept off it
         if freq == "one_time":
             items = rng.sample([("ONB-PKG", 1), ("TRN-DAY", self._int(1, 5)),
                                 ("CONS-HR", self._int(5, 60))], self._int(1, 3))
@@ -527,10 +547,12 @@ class Company:
                 items.append(("API-10K", self._int(1, 20) * months))
         lines = []
         for sku, qty in items:
-            if sku == book.avoid or (sku in CHANGED and on is None):
+            if sku == book.avoid or sku in changed:
                 continue
             disc, promo = self._discount(book)
-            lines.append(Line(sku, qty, self._price(sku, book.ccy, on or start), disc, promo))
+            if sku == RAISED_SKU and across(self.price_rise):
+                continue  # kept off after its discount is drawn: no other line of the books moves
+            lines.append(Line(sku, qty, self._price(sku, book.ccy, start), disc, promo))
         if not lines:
             sku = "CONS-HR" if book.avoid != "CONS-HR" else "ONB-PKG"
             lines.append(Line(sku, 10, self._price(sku, book.ccy, start)))
@@ -870,7 +892,11 @@ class Company:
         return None
 
     def _record(self, book: Book, kind: str, planted: object) -> None:
-        """Note what a role planted, once the customer's books are settled (ids known)."""
+        """Once a customer's books are settled (ids known): note what its role planted (kind
+        ``""``: a customer without a role)."""
+
+    def _plant_last(self) -> None:
+        """After every other book is written: leaks planted on top, with ids of their own."""
 
     def _plan_old_leads(self, per_week: int) -> None:
         """Before the year of demand: how many older leads to plant as stale or stalled."""

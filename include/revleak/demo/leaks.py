@@ -3,6 +3,8 @@
 A customer carries at most one role: a leak of one category (at least a few of each, more at
 larger scales) or a decoy, which sits just inside a rule and must not be found. The funnel's
 checked week leaks in every zone and every named leak state, and a few older deals go stale.
+Subscription drifts are planted last, on customers without a role, once every other book is
+written: a contract of their own, with ids after everyone else's, so no other row moves.
 Each planter records its leak for the manifest with the figures it set by construction; the
 tests check every planted leak against an independent oracle of the checks' rules.
 """
@@ -10,6 +12,7 @@ tests check every planted leak against an independent oracle of the checks' rule
 from __future__ import annotations
 
 import math
+import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,6 +21,7 @@ from datetime import date, datetime, timedelta
 from revleak.demo import manifest
 from revleak.demo.company import (
     DAY,
+    RAISED_SKU,
     STEP,
     Book,
     Company,
@@ -47,9 +51,14 @@ LEAKS = {  # category: (check, entity_type, minimum count at every scale)
     "unapproved_discount": ("pricing_drift_quarterly", "customer_sku", 2),
     "grandfathered_rate": ("pricing_drift_quarterly", "customer_sku", 2),
     "price_mismatch": ("pricing_drift_quarterly", "customer_sku", 2),
+    "subscription_drift": ("pricing_drift_quarterly", "contract_sku", 3),
     "stale_deal": ("funnel_leak_weekly", "opportunity", 2),
 }
 FUNNEL = "funnel_leak_weekly"
+DRIFT = "subscription_drift"  # planted last (see the module's docstring)
+# The pricing runs of the demo: the quarterly audit, and the change check a few days after the
+# price rise (the quarter so far); a pricing leak is each one's whose window holds its lines.
+PRICING = ("pricing_drift_quarterly", "pricing_drift_on_change")
 ZONES = ("intake", "routing", "response", "follow_up", "close")
 ZONE_STATES = {  # the named leak states of each zone, all seeded in the checked week
     "intake": ("never_captured", "captured_within_a_business_day",
@@ -84,23 +93,30 @@ class Seeded(Company):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.runs = manifest.runs(self.as_of, self.week_end, self.q_start, self.q_end)
+        self.runs = manifest.runs(self)
         self.leaks: list[dict] = []
         self.decoys: list[dict] = []
         self.stale_left = self.stalled_left = 0
         self.stalled_chance = 0.0
+        self.drifting: dict[str, Book | None] = {}  # customer id → its profile, once written
 
     def _plan_roles(self) -> dict[int, tuple[str, int]]:
         """Which customers carry a leak or a decoy (one role each)."""
         plan = []
-        for category, (check, _, minimum) in LEAKS.items():
-            if check != FUNNEL:
-                count = max(minimum, round(self.customers * LEAK_RATE))
-                plan += [(category, k) for k in range(count)]
+        for category, (check, _, _) in LEAKS.items():
+            if check != FUNNEL and category != DRIFT:
+                plan += [(category, k) for k in range(self._count(category))]
         for kind in DECOYS:
             plan += [(kind, k) for k in range(max(2, round(self.customers * DECOY_RATE)))]
         chosen = self.rng.sample(range(self.customers), len(plan))
-        return dict(zip(chosen, plan, strict=True))
+        roles = dict(zip(chosen, plan, strict=True))
+        free = [i for i in range(self.customers) if i not in roles]
+        drifting = random.Random(f"{self.seed}:{DRIFT}").sample(free, self._count(DRIFT))
+        self.drifting = dict.fromkeys(f"C{i + 1:06d}" for i in sorted(drifting))
+        return roles
+
+    def _count(self, category: str) -> int:
+        return max(LEAKS[category][2], round(self.customers * LEAK_RATE))
 
     def _kept_off(self, kind: str, k: int) -> str:
         if kind == "price_mismatch":
@@ -110,8 +126,19 @@ class Seeded(Company):
     def _plant(self, book: Book, kind: str, k: int) -> Planted:
         return getattr(self, f"_role_{kind}")(book, k)
 
-    def _record(self, book: Book, kind: str, planted: Planted) -> None:
-        planted()
+    def _record(self, book: Book, kind: str, planted: Planted | None) -> None:
+        if planted:
+            planted()
+        elif book.cid in self.drifting:
+            self.drifting[book.cid] = replace(book, renewed=set(), invoices=[], payments=[],
+                                              unapplied=[])
+
+    def _plant_last(self) -> None:
+        for k, book in enumerate(self.drifting.values()):
+            planted = self._role_subscription_drift(book, k)
+            self._close_books(book)
+            planted()
+            self.out.flush()
 
     def _leak(self, book: Book, category: str, entity_id: str, **figures) -> None:
         """Record a planted leak of a customer, figures in cents."""
@@ -308,21 +335,45 @@ class Seeded(Company):
 
     # pricing -----------------------------------------------------------------------------------
 
-    def _priced_deal(self, book: Book, line: Line) -> None:
-        """A one-time deal issued in the checked quarter carrying one pricing-relevant line."""
+    def _priced_deal(self, book: Book, line: Line) -> date:
+        """A one-time deal issued in the checked quarter carrying one pricing-relevant line;
+        the day it was issued."""
         last = min(self.as_of, self.q_end) - timedelta(days=10)
         days = max(0, (last - self.q_start).days - 5)
         start = _day28(self.q_start + timedelta(days=5 + self._int(0, days)))
-        self._role_contract(book, start, "one_time", 12, [line])
+        _, invoices = self._role_contract(book, start, "one_time", 12, [line])
+        return invoices[0].issue
 
-    def _mispriced(self, book: Book, line: Line, category: str, **figures) -> Planted:
-        """A priced deal whose line is the leak; ``expected_amount``: what it should have
-        come to, when the planter knows it."""
-        self._priced_deal(book, line)
-        if "expected_amount" in figures:
-            figures["gap_amount"] = figures["expected_amount"] - line.amount
-        return lambda: self._leak(book, category, f"{book.cid}:{line.sku}",
-                                  actual_amount=line.amount, **figures)
+    def _mispriced(self, book: Book, line: Line, category: str,
+                   expected: int | None = None) -> Planted:
+        """A priced deal whose line is the leak; ``expected``: what it should have come to,
+        when the planter knows it."""
+        issued = self._priced_deal(book, line)
+        return lambda: self._priced_leak(book, category, f"{book.cid}:{line.sku}",
+                                         [(issued, expected, line.amount)])
+
+    def _priced_leak(self, book: Book, category: str, entity_id: str,
+                     lines: list[tuple[date, int | None, int]], per_period: bool = False
+                     ) -> None:
+        """A pricing leak of lines (issued, what it should have come to if the planter knows,
+        what it came to), for each pricing run whose window holds one of them; its figures
+        add up those lines, or are the latest one's (``per_period``)."""
+        _, entity_type, _ = LEAKS[category]
+        for run_of in PRICING:
+            run = self.runs[run_of]
+            start, as_of = (date.fromisoformat(run[d]) for d in ("window_start", "as_of"))
+            seen = [line for line in lines if start <= line[0] <= as_of]
+            if not seen:
+                continue
+            if per_period:
+                seen = seen[-1:]
+            actual = sum(a for _, _, a in seen)
+            figures = {"actual_amount": actual}
+            if all(e is not None for _, e, _ in seen):
+                expected = sum(e for _, e, _ in seen)
+                figures |= {"expected_amount": expected, "gap_amount": expected - actual}
+            self.leaks.append(manifest.leak(run_of, category, entity_type, entity_id, book.cid,
+                                            run["as_of"], currency=book.ccy, **figures))
 
     def _price_now(self, book: Book, sku: str) -> int:
         return self._price(sku, book.ccy, self.q_end)
@@ -331,14 +382,12 @@ class Seeded(Company):
         """15% off under SPRING15, which ended before the quarter: the list price was due."""
         line = Line("CONS-HR", self._int(10, 40), self._price_now(book, "CONS-HR"), 15,
                     "SPRING15")
-        return self._mispriced(book, line, "expired_promo",
-                                 expected_amount=line.qty * line.price)
+        return self._mispriced(book, line, "expired_promo", line.qty * line.price)
 
     def _role_stacked_discount(self, book: Book, k: int) -> Planted:
         """15% off under SUMMER10, which gives 10% and does not stack."""
         line = Line("ONB-PKG", 1, self._price_now(book, "ONB-PKG"), 15, "SUMMER10")
-        return self._mispriced(book, line, "stacked_discount",
-                                 expected_amount=line.price * 90 // 100)
+        return self._mispriced(book, line, "stacked_discount", line.price * 90 // 100)
 
     def _role_unapproved_discount(self, book: Book, k: int) -> Planted:
         """20–25% off with no approval: none, expired, for another sku, or capped at 15%."""
@@ -356,10 +405,10 @@ class Seeded(Company):
 
     def _role_grandfathered_rate(self, book: Book, k: int) -> Planted:
         """Training days at the list price that ended when the quarter began."""
-        old = self.prices[("TRN-DAY", book.ccy)][0]
+        old = self._price("TRN-DAY", book.ccy, self.q_start - DAY)
         line = Line("TRN-DAY", self._int(1, 5), old)
         return self._mispriced(book, line, "grandfathered_rate",
-                                 expected_amount=line.qty * self._price_now(book, "TRN-DAY"))
+                               line.qty * self._price_now(book, "TRN-DAY"))
 
     def _role_price_mismatch(self, book: Book, k: int) -> Planted:
         """A unit price a few units under the list price, never on any rate card."""
@@ -367,7 +416,25 @@ class Seeded(Company):
         listed = self._price_now(book, sku)
         line = Line(sku, 1 if sku == "ONB-PKG" else 20,
                     listed - (700 if sku == "ONB-PKG" else 1100))
-        return self._mispriced(book, line, "price_mismatch", expected_amount=line.qty * listed)
+        return self._mispriced(book, line, "price_mismatch", line.qty * listed)
+
+    def _role_subscription_drift(self, book: Book, k: int) -> Planted:
+        """A monthly contract that started this quarter, before the price rise, its add-on
+        still billed at the old list price after it: a subscription drift, and a grandfathered
+        rate of each such line. Its first invoice after the rise comes on the day or up to two
+        weeks later (the change check, a few days after the rise, sees the earliest)."""
+        rise = self.price_rise
+        first = rise + timedelta(days=2 * (k % 8))
+        start = add_months(first - timedelta(days=1), -1)  # each invoice a day after its period
+        old, new = (self._price(RAISED_SKU, book.ccy, day) for day in (start, rise))
+        lines = self._role_lines(book, "monthly") + [Line(RAISED_SKU, 1, old)]
+        c, invoices = self._role_contract(book, start, "monthly", 12, lines)
+        billed = [(inv.issue, new, old) for inv in invoices if inv.issue >= rise]
+
+        def record() -> None:
+            self._priced_leak(book, DRIFT, f"{c.opp_id}:{RAISED_SKU}", billed, per_period=True)
+            self._priced_leak(book, "grandfathered_rate", f"{book.cid}:{RAISED_SKU}", billed)
+        return record
 
     # decoys --------------------------------------------------------------------------------
 

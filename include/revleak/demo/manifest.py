@@ -11,25 +11,33 @@ leaks and must not be found.
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from revleak.demo.company import BASE_CURRENCY, DAY, Company, money
+from revleak.demo.company import BASE_CURRENCY, DAY, RAISED_SKU, Company, money
 
-VERSION = 2
+VERSION = 3
+CHANGE_CHECKED_AFTER_DAYS = 5  # the change check's run: this many days after the price rise
 
 
-def runs(as_of: date, week_end: date, q_start: date, q_end: date) -> dict[str, dict]:
-    """Each check's run of the demo: the scheduled logical date and the day it checks."""
+def runs(company: Company) -> dict[str, dict]:
+    """Each check's run of the demo, in the order the demo runs them: the logical date and
+    the day it checks. The change check runs a few days after the quarter's price rise, before
+    the quarterly audit, so the price signals are its own."""
+    as_of, week_end, q_start, q_end = (company.as_of, company.week_end, company.q_start,
+                                       company.q_end)
     week_start = week_end - timedelta(days=6)
     daily = {"logical_date": (as_of + DAY).isoformat(), "as_of": as_of.isoformat()}
     weekly = {"logical_date": (week_end + DAY).isoformat(), "as_of": week_end.isoformat(),
               "window_start": week_start.isoformat()}
     quarterly = {"logical_date": (q_end + DAY).isoformat(), "as_of": q_end.isoformat(),
                  "window_start": q_start.isoformat()}
+    changed = company.price_rise + timedelta(days=CHANGE_CHECKED_AFTER_DAYS)
+    on_change = {"logical_date": changed.isoformat(), "as_of": (changed - DAY).isoformat(),
+                 "window_start": q_start.isoformat()}
     return {"booked_vs_billed_daily": daily, "billed_vs_collected_weekly": weekly,
             "funnel_leak_weekly": dict(weekly), "recognized_vs_collected_quarterly": quarterly,
-            "pricing_drift_quarterly": dict(quarterly)}
+            "pricing_drift_on_change": on_change, "pricing_drift_quarterly": dict(quarterly)}
 
 
 def leak(check: str, category: str, entity_type: str, entity_id: str, customer_id: str | None,
@@ -48,8 +56,9 @@ def build(company: Company, leaks: list[dict], decoys: list[dict]) -> dict:
         "generator": "revleak.demo", "version": VERSION, "seed": company.seed,
         "scale": company.scale, "as_of": company.as_of.isoformat(),
         "base_currency": BASE_CURRENCY,
-        "runs": runs(company.as_of, company.week_end, company.q_start, company.q_end),
+        "runs": runs(company),
         "price_change": company.price_change.isoformat(),
+        "price_rise": {"sku": RAISED_SKU, "effective_from": company.price_rise.isoformat()},
         "rows": dict(company.out.rows),
         "leaks": sorted(leaks, key=lambda x: (x["check"], x["category"], x["entity_id"])),
         "decoys": sorted(decoys, key=lambda d: (d["check"], d["kind"], d["entity_id"])),
