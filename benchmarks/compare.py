@@ -75,7 +75,7 @@ from psycopg import sql
 from revleak import checks, pipeline, warehouse
 from revleak.config import Config, load_config
 from revleak.errors import RevleakError
-from revleak.registry import CHECK_IDS
+from revleak.registry import CHECK_IDS, CHECKS
 from revleak.tables import TABLES
 
 HERE = Path(__file__).resolve().parent
@@ -378,7 +378,8 @@ def history_books(books: Path, copies: int = 2) -> tuple[Path, dict]:
     con.executemany("insert into leaks values (?)",
                     [[leak["entity_id"]] for leak in manifest["leaks"]
                      if leak["entity_type"] in ("opportunity", "invoice", "payment")])
-    as_of = min(date.fromisoformat(r["as_of"]) for r in manifest["runs"].values())
+    as_of = min(date.fromisoformat(r["as_of"]) for c, r in manifest["runs"].items()
+                if CHECKS[c].cadence != "on_change")  # the scheduled checks' dates
     cutoff = as_of - timedelta(days=HORIZON)
     first = con.execute("select least((select min(rate_date) from fx_rates),"
                         " (select min(created_at) from opportunities))").fetchone()[0]
