@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.integration.test_funnel_leak import Funnel, metrics, run
+from revleak import reports
+from tests.integration.test_funnel_leak import SUNDAY, Funnel, metrics, run
 
 
 def test_pipeline_health(conn, tmp_path):
@@ -61,3 +62,13 @@ def test_pipeline_health(conn, tmp_path):
          "won_revenue_base": 9000},
         {"source": "partner", "channel": "email", "closed": 1, "won": 1, "win_rate_pct": 100,
          "won_revenue_base": 3000}]
+    # the week's report shows the same health (hand-computed figures above)
+    page = reports.stored_or_rendered("funnel_leak_weekly", SUNDAY, "html").decode()
+    health = page[page.index('<section id="pipeline-health">'):]
+    health = health[:health.index("</section>")]
+    assert "win rate 66.7%, average won deal USD 6,000.00, sales cycle 20 days" in health
+    assert "pipeline velocity USD 205.13 a day" in health
+    assert ('<tr data-stage="new"><td>new → qualified</td><td class="num">5</td>'
+            '<td class="num">80.0%</td><td class="num">4.2</td></tr>') in health
+    assert ("<td>webinar</td><td>referral</td><td class=\"num\">2</td><td class=\"num\">1</td>"
+            "<td class=\"num\">50.0%</td><td class=\"num\">USD 9,000.00</td>") in health

@@ -132,6 +132,13 @@ def changes(conn: psycopg.Connection, check: str, as_of: date, previous: date | 
     return {"previous": previous, "summary": summary, "lists": lists}
 
 
+def run_metrics(conn: psycopg.Connection, check: str, as_of: date) -> dict[str, tuple]:
+    """The figures the run kept (revleak.metrics) by name: (value, detail)."""
+    return {m: (v, d) for m, v, d in conn.execute(
+        "select metric, value, detail from revleak.metrics where check_id = %s and as_of = %s",
+        (check, as_of)).fetchall()}
+
+
 def metric_trend(conn: psycopg.Connection, check: str, metric: str, since: date,
                  as_of: date) -> list[tuple[date, Decimal, dict]]:
     """A run-level figure (a rate) per date checked, oldest first."""

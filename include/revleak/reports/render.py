@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -170,7 +171,34 @@ def _funnel(conn, run, config) -> dict:
             as_of - timedelta(weeks=8) + timedelta(days=1), as_of),
         "zone_findings": findings,
         "deals": data.top(conn, check, as_of, TOP, "h.entity_type <> 'zone'"),
+        "health": pipeline_health(data.run_metrics(conn, check, as_of)),
         "changes": data.changes(conn, check, as_of, run["previous"]),
+    }
+
+
+STAGES = ("new", "qualified", "meeting", "proposal", "negotiation", "closed_won")
+
+
+def pipeline_health(kept: dict[str, tuple]) -> dict:
+    """The week's pipeline health (docs/funnel.md) from the run's kept metrics: each stage's
+    conversion to the next and days in it, win rate, deal size, cycle, velocity, lead sources
+    and how the week's closed deals ended."""
+    def value(name: str):
+        return kept.get(name, (None, {}))[0]
+
+    def detail(name: str) -> dict:
+        return kept.get(name, (None, {}))[1] or {}
+
+    return {
+        "stages": [{"stage": a, "next": b, "conversion": value(f"conversion_{a}_to_{b}_pct"),
+                    "entered": detail(f"conversion_{a}_to_{b}_pct").get("entered"),
+                    "days": value(f"time_in_{a}_days")}
+                   for a, b in itertools.pairwise(STAGES)],
+        "win_rate": value("win_rate_pct"), "average_deal": value("average_deal_base"),
+        "cycle_days": value("sales_cycle_days"), "qualified": value("qualified_pipeline"),
+        "velocity": value("pipeline_velocity_base_per_day"),
+        "sources": detail("lead_source_quality").get("sources", [])[:TOP],
+        "outcomes": detail("close_outcomes"),
     }
 
 
