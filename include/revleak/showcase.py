@@ -317,7 +317,10 @@ def ui(port: int = 8080, host: str = "127.0.0.1", say=print) -> int:
     env = airflow_env(home)
     password = json.loads(passwords_file(home).read_text())[ADMIN]
     cluster = LocalAirflow(env, home / "logs", port, host)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
+    # Ctrl-C and `kill` stop it, also when it was started from a script whose shell left
+    # SIGINT ignored (background jobs of a non-interactive shell inherit that)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     say(f"starting Airflow on {cluster.url} (api-server, scheduler, dag-processor; "
         f"logs in {home / 'logs'}) …")
     (home / "ui.pid").write_text(str(os.getpid()))
