@@ -79,13 +79,18 @@ def stop_embedded() -> bool:
     return True
 
 
-def connection_params() -> dict:
+def _defined() -> connections.ConnectionInfo | None:
+    """The warehouse connection where one is defined (a PostgreSQL one), else None."""
     info = connections.lookup(CONN_ID)
     if info is not None and info.conn_type not in (None, "postgres", "postgresql"):
         raise RevleakError(f"{ENV_VAR} (or the Airflow connection {CONN_ID}) must be a "
                            f"postgres:// or postgresql:// URI (got {info.conn_type!r})")
-    if info is None:
-        info = connections.parse(embedded_server().get_uri(), CONN_ID)
+    return info
+
+
+def connection_params(info: connections.ConnectionInfo | None = None) -> dict:
+    """libpq parameters of the defined connection, else of the embedded server."""
+    info = info or _defined() or connections.parse(embedded_server().get_uri(), CONN_ID)
     return _libpq(info)
 
 
@@ -101,22 +106,19 @@ def describe(params: dict) -> str:
     return f"{where}{port}/{params.get('dbname', '')}"
 
 
-def _through_hook(autocommit: bool) -> psycopg.Connection | None:
-    """Inside Airflow, with the connection defined: Airflow's own PostgresHook opens it."""
-    if "airflow.sdk" not in sys.modules or connections.lookup(CONN_ID) is None:
-        return None
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    conn = PostgresHook(postgres_conn_id=CONN_ID).get_conn()
-    conn.autocommit = autocommit
-    return conn
-
-
 def connect(autocommit: bool = False) -> psycopg.Connection:
-    params = connection_params()
+    """Inside Airflow, with the connection defined, Airflow's own PostgresHook opens it;
+    otherwise psycopg, falling back to the embedded server."""
+    info = _defined()
+    params = connection_params(info)
     try:
-        return _through_hook(autocommit) or psycopg.connect(
-            autocommit=autocommit, connect_timeout=10, **params)
+        if info is not None and "airflow.sdk" in sys.modules:
+            from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+            conn = PostgresHook(postgres_conn_id=CONN_ID).get_conn()
+            conn.autocommit = autocommit
+            return conn
+        return psycopg.connect(autocommit=autocommit, connect_timeout=10, **params)
     except psycopg.OperationalError as e:
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else "connection refused"
         raise RevleakError(
