@@ -619,6 +619,13 @@ class Loader:
             old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in updated),
             new=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c))
                                    for c in updated))
+        if not self.conn.execute(sql.SQL("select exists (select from revleak.{})").format(
+                sql.Identifier(table.name))).fetchone()[0]:  # a first load: nothing to update
+            result.inserted = self.conn.execute(sql.SQL(
+                "insert into revleak.{target} ({cols}) select {casts} from checked n"
+                " where reason is null").format(target=sql.Identifier(table.name), cols=target,
+                                                casts=casts)).rowcount
+            return
         result.inserted, result.updated = self.conn.execute(sql.SQL(
             "with up as (insert into revleak.{target} as t ({cols})"
             " select {casts} from checked n where reason is null"
