@@ -1,6 +1,28 @@
 -- booked_vs_billed_daily: was every closed-won contract billed what its terms say, as of a date?
 -- Contract §3. Steps run in order, each a statement; values are bind parameters.
 
+-- name: settled
+-- Contracts settled by the as-of date (revleak.settled_contracts, schema 0018): billed exactly
+-- their amount, every period due, renewed or one_time. They cannot be a finding; they count in
+-- the portfolio with their amount, and are not reconciled again.
+create temp table settled on commit drop as
+select s.opportunity_id, s.currency, s.amount
+from revleak.settled_contracts s
+where s.last_period_start <= %(as_of)s
+  and s.last_period_start + %(billing_lag_days)s <= %(as_of)s
+  and (s.last_issue_date is null or s.last_issue_date <= %(as_of)s)
+  and (s.renewed_at is null or s.renewed_at < %(as_of_end)s)
+  and (s.closed_at is null or s.closed_at < %(as_of_end)s)
+  and not exists (select from revleak.unsettled u where u.opportunity_id = s.opportunity_id);
+
+-- name: settled_totals
+-- Their amounts per currency, at the as-of date's rate to the base currency.
+create temp table settled_totals on commit drop as
+select s.currency, count(*) as contracts, sum(s.amount) as amount, fx.rate as fx_rate
+from settled s
+left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = s.currency
+group by s.currency, fx.rate;
+
 -- name: contract_invoices
 -- What each invoice linked to a closed-won contract billed, in the contract's currency: an
 -- invoice in another currency counts at the fx rate of its issue date (contract §3).
@@ -15,6 +37,7 @@ with invoiced as (
     join revleak.invoice_lines l using (invoice_id)
     where i.status not in ('draft', 'void')
       and i.issue_date <= %(as_of)s
+      and not exists (select from settled s where s.opportunity_id = i.opportunity_id)
     group by i.invoice_id, o.currency
 ),
 rated as (
@@ -29,7 +52,8 @@ rated as (
 select r.*, r.amount * r.fx_rate as billed from rated r;
 
 -- name: contract_gaps
--- One row per closed-won contract booked by the as-of date: what was due, started and billed.
+-- One row per closed-won contract booked by the as-of date and not settled: what was due,
+-- started and billed.
 create temp table contract_gaps on commit drop as
 with contracts as (
     select o.opportunity_id, o.customer_id, o.currency, o.amount, o.contract_start,
@@ -39,6 +63,7 @@ with contracts as (
     where o.stage = 'closed_won'
       and o.contract_start <= %(as_of)s
       and (o.closed_at is null or o.closed_at < %(as_of_end)s)
+      and not exists (select from settled s where s.opportunity_id = o.opportunity_id)
 ),
 expected as (
     select c.opportunity_id,  -- one division per contract: exact to the last cent
@@ -173,13 +198,18 @@ contract_findings as (
     left join periods p using (opportunity_id, leak)
     left join over_since o using (opportunity_id)
 ),
-portfolio as (
-    select sum(due * fx_rate) as due_base,
-           sum(greatest(due - billed, 0) * fx_rate) as shortfall_base,
-           count(*) filter (where fx_rate is null) as missing_fx,
+portfolio as (  -- every contract booked: the reconciled ones and the settled ones
+    select sum(due_base) as due_base, sum(shortfall_base) as shortfall_base,
+           sum(missing_fx) as missing_fx,
            (select coalesce(max(days_outstanding), 0) from contract_findings
             where gap_amount > 0 and category <> 'renewal_miss') as days
-    from contract_gaps
+    from (select due * fx_rate as due_base, greatest(due - billed, 0) * fx_rate
+                     as shortfall_base, (fx_rate is null)::int as missing_fx
+          from contract_gaps
+          union all
+          select amount * fx_rate, 0 * fx_rate, case when fx_rate is null then contracts
+                                                     else 0 end
+          from settled_totals) c
 )
 select * from contract_findings
 union all
@@ -196,11 +226,19 @@ from portfolio p
 where p.shortfall_base > revleak.tolerance(p.due_base, %(tolerance_pct)s, %(tolerance_min)s);
 
 -- name: metrics
--- Run-level figures: realization (billed / due, excess billing not netted), totals, coverage.
+-- Run-level figures: realization (billed / due, excess billing not netted), totals, coverage;
+-- a settled contract is due and billed its amount.
+with booked as (
+    select due * fx_rate as due_base, least(billed, due) * fx_rate as billed_base,
+           greatest(due - billed, 0) * fx_rate as shortfall_base, 1 as contracts
+    from contract_gaps
+    union all
+    select amount * fx_rate, amount * fx_rate, 0 * fx_rate, contracts from settled_totals
+)
 select 'realization_rate' as metric,
-       round(1 - sum(greatest(due - billed, 0) * fx_rate) / nullif(sum(due * fx_rate), 0), 6),
-       jsonb_build_object('due_base', round(sum(due * fx_rate), 2),
-                          'billed_base', round(sum(least(billed, due) * fx_rate), 2))
-from contract_gaps
+       round(1 - sum(shortfall_base) / nullif(sum(due_base), 0), 6),
+       jsonb_build_object('due_base', round(sum(due_base), 2),
+                          'billed_base', round(sum(billed_base), 2))
+from booked
 union all
-select 'contracts_checked', count(*), '{}'::jsonb from contract_gaps;
+select 'contracts_checked', coalesce(sum(contracts), 0), '{}'::jsonb from booked;
