@@ -31,7 +31,7 @@ PARAMS = {  # offered on a DAG's trigger form: dry_run, and the rules its spec n
     "tolerance_pct": Param(None, type=["null", "number"], minimum=0, maximum=100,
                            title="Tolerance (% of expected)",
                            description="Override the configured match tolerance for this run."),
-    "tolerance_min": Param(None, type=["null", "number"], minimum=0,
+    "tolerance_min": Param(None, type=["null", "number"], minimum=0, maximum=1_000_000,
                            title="Minimum tolerance (contract currency)"),
     "billing_lag_days": Param(None, type=["null", "integer"], minimum=0, maximum=366,
                               title="Billing lag (days)"),
