@@ -18,17 +18,13 @@ payments as (
     select p.invoice_id,
            coalesce(sum(p.amount) filter (where p.status = 'succeeded'), 0) as collected,
            bool_or(p.status = 'disputed') as disputed,
-           bool_or(p.status = 'failed') as failed,
-           jsonb_agg(jsonb_build_object('payment_id', p.payment_id, 'status', p.status,
-                                        'amount', p.amount, 'attempted_at', p.attempted_at,
-                                        'failure_code', p.failure_code)
-                     order by p.attempted_at, p.payment_id) as attempts
+           bool_or(p.status = 'failed') as failed
     from revleak.payments p
     where p.invoice_id is not null and p.attempted_at < %(as_of_end)s
     group by p.invoice_id
 )
 select b.*, coalesce(p.collected, 0) as collected, coalesce(p.disputed, false) as disputed,
-       coalesce(p.failed, false) as failed, coalesce(p.attempts, '[]') as attempts,
+       coalesce(p.failed, false) as failed,
        b.billed - coalesce(p.collected, 0) as outstanding,
        revleak.tolerance(b.billed, %(tolerance_pct)s, %(tolerance_min)s) as tolerance,
        fx.rate as fx_rate
@@ -71,8 +67,16 @@ found as (
            jsonb_build_object('billed', round(u.billed, 2), 'collected', round(u.collected, 2),
                               'due_date', u.due_date, 'tolerance', round(u.tolerance, 2),
                               'opportunity_id', u.opportunity_id, 'fx_rate', u.fx_rate,
-                              'payments', u.attempts) as evidence
+                              'payments', coalesce(a.attempts, '[]')) as evidence
     from uncollected u
+    left join lateral (  -- evidence only for the invoices found: their payment attempts
+        select jsonb_agg(jsonb_build_object('payment_id', p.payment_id, 'status', p.status,
+                                            'amount', p.amount, 'attempted_at', p.attempted_at,
+                                            'failure_code', p.failure_code)
+                         order by p.attempted_at, p.payment_id) as attempts
+        from revleak.payments p
+        where p.invoice_id = u.invoice_id and p.attempted_at < %(as_of_end)s
+    ) a on true
     union all
     select revleak.fingerprint(%(check_id)s, 'unapplied_cash', 'payment', a.payment_id),
            'unapplied_cash', 'payment', a.payment_id, a.customer_id, a.currency,
