@@ -16,19 +16,25 @@ with lines as (
     where i.kind = 'invoice' and i.status not in ('draft', 'void')
       and i.issue_date between %(window_start)s and %(as_of)s
 )
+-- the two lookups below run only for the lines that need their answer (a CASE branch is
+-- evaluated only when taken): an earlier price for a line off the card, an approval for a
+-- discount above the unapproved limit
 select x.*, card.list_price,
-       exists (select from revleak.rate_cards old
-               where old.sku = x.sku and old.currency = x.currency
-                 and old.effective_to < x.issue_date and old.list_price = x.unit_price)
-           as earlier_price,
+       case when x.unit_price <> card.list_price then exists (
+           select from revleak.rate_cards old
+           where old.sku = x.sku and old.currency = x.currency
+             and old.effective_to < x.issue_date and old.list_price = x.unit_price)
+       end as earlier_price,
        p.discount_pct as promo_pct, p.stackable,
        p.promo_code is not null and x.issue_date between p.valid_from and p.valid_to
            as promo_valid,
-       exists (select from revleak.discount_approvals a
-               where a.customer_id = x.customer_id and (a.sku is null or a.sku = x.sku)
-                 and x.issue_date >= a.valid_from
-                 and (a.valid_to is null or x.issue_date <= a.valid_to)
-                 and a.max_discount_pct >= x.discount_pct) as approved
+       case when x.discount_pct > %(max_unapproved_discount_pct)s then exists (
+           select from revleak.discount_approvals a
+           where a.customer_id = x.customer_id and (a.sku is null or a.sku = x.sku)
+             and x.issue_date >= a.valid_from
+             and (a.valid_to is null or x.issue_date <= a.valid_to)
+             and a.max_discount_pct >= x.discount_pct)
+       end as approved
 from lines x
 left join lateral (
     select r.list_price from revleak.rate_cards r
@@ -120,11 +126,7 @@ with contracts as (
     select o.opportunity_id, o.customer_id, o.currency as contract_currency,
            o.billing_frequency,
            case o.billing_frequency when 'monthly' then 12 when 'quarterly' then 4 else 1 end
-               as periods_per_year,
-           o.amount / (select max(p.periods_per_term)
-                       from revleak.billing_periods(o.contract_start, o.contract_end,
-                                                    o.billing_frequency, false,
-                                                    o.contract_start) p) as contract_price
+               as periods_per_year
     from revleak.opportunities o
     where o.stage = 'closed_won' and o.billing_frequency <> 'one_time'
       and o.contract_start <= %(as_of)s
@@ -153,14 +155,30 @@ latest as (
     from drift d
     order by d.opportunity_id, d.sku, d.issue_date desc, d.invoice_id desc
 ),
-found as (
+found as (  -- from here on, only the contracts and SKUs found: their evidence
     select x.*, c.customer_id, c.contract_currency, c.billing_frequency, c.periods_per_year,
-           c.contract_price, x.card - x.billed as gap, x.opportunity_id || ':' || x.sku
-               as entity_id, fx.rate as fx_rate
+           o.amount / (select max(p.periods_per_term)
+                       from revleak.billing_periods(o.contract_start, o.contract_end,
+                                                    o.billing_frequency, false,
+                                                    o.contract_start) p) as contract_price,
+           x.card - x.billed as gap, x.opportunity_id || ':' || x.sku as entity_id,
+           fx.rate as fx_rate
     from latest x
     join contracts c using (opportunity_id)
+    join revleak.opportunities o using (opportunity_id)
     left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = x.currency
     where x.beyond
+),
+found_lines as (
+    select l.opportunity_id, l.sku,
+           jsonb_agg(jsonb_build_object(
+               'invoice_id', l.invoice_id, 'line_no', l.line_no, 'issue_date', l.issue_date,
+               'quantity', l.quantity, 'unit_price', l.unit_price, 'list_price', l.list_price,
+               'discount_pct', l.discount_pct, 'amount', l.amount)
+               order by l.issue_date, l.invoice_id, l.line_no) as lines
+    from priced_lines l
+    join found f using (opportunity_id, sku)
+    group by l.opportunity_id, l.sku
 )
 select revleak.fingerprint(%(check_id)s, 'subscription_drift', 'contract_sku', f.entity_id),
        'subscription_drift', 'contract_sku', f.entity_id, f.customer_id, f.currency,
@@ -176,15 +194,9 @@ select revleak.fingerprint(%(check_id)s, 'subscription_drift', 'contract_sku', f
            'drift_pct', round(f.drift_pct, 4), 'limit_pct', %(subscription_drift_pct)s,
            'annualized_impact', round(f.gap * f.periods_per_year, 2),
            'invoice_id', f.invoice_id, 'issue_date', f.issue_date, 'fx_rate', f.fx_rate,
-           'lines', (select jsonb_agg(jsonb_build_object(
-                        'invoice_id', l.invoice_id, 'line_no', l.line_no,
-                        'issue_date', l.issue_date, 'quantity', l.quantity,
-                        'unit_price', l.unit_price, 'list_price', l.list_price,
-                        'discount_pct', l.discount_pct, 'amount', l.amount)
-                        order by l.issue_date, l.invoice_id, l.line_no)
-                     from priced_lines l
-                     where l.opportunity_id = f.opportunity_id and l.sku = f.sku))
+           'lines', fl.lines)
 from found f
+join found_lines fl using (opportunity_id, sku)
 left join revleak.customers cu on cu.customer_id = f.customer_id;
 
 -- name: metrics
