@@ -2,8 +2,29 @@
 -- collected cash applied? As of the Sunday that ends the ISO week checked (contract §3).
 -- Collected = payments with status succeeded; refunded, disputed, failed and pending are not.
 
+-- name: settled
+-- Invoices collected in full by the as-of date (revleak.settled_invoices, schema 0018): no
+-- finding; they count in the realization rate with what they billed, and are not reconciled
+-- again.
+create temp table settled on commit drop as
+select s.invoice_id, s.currency, s.billed
+from revleak.settled_invoices s
+where s.issue_date <= %(as_of)s and s.due_date < %(as_of)s
+  and (s.last_attempted_at is null or s.last_attempted_at < %(as_of_end)s)
+  and not exists (select from revleak.unsettled u
+                  where u.kind = 'invoice' and u.id = s.invoice_id);
+
+-- name: settled_totals
+-- Their amounts per currency, at the as-of date's rate to the base currency.
+create temp table settled_totals on commit drop as
+select s.currency, count(*) as invoices, sum(s.billed) as billed, fx.rate as fx_rate
+from settled s
+left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = s.currency
+group by s.currency, fx.rate;
+
 -- name: invoice_balances
--- Every invoice past its due date: what was billed, what was collected, how payments went.
+-- Every invoice past its due date and not settled: what was billed, what was collected, how
+-- payments went.
 create temp table invoice_balances on commit drop as
 with billed as (
     select i.invoice_id, i.customer_id, i.opportunity_id, i.currency, i.due_date,
@@ -12,6 +33,7 @@ with billed as (
     join revleak.invoice_lines l using (invoice_id)
     where i.kind = 'invoice' and i.status not in ('draft', 'void')
       and i.issue_date <= %(as_of)s and i.due_date < %(as_of)s
+      and not exists (select from settled s where s.invoice_id = i.invoice_id)
     group by i.invoice_id
 ),
 payments as (
@@ -50,10 +72,13 @@ unapplied as (
     left join revleak.fx_rates_on(%(as_of)s, %(base_currency)s) fx on fx.currency = p.currency
     where p.invoice_id is null and p.status = 'succeeded' and p.attempted_at < %(as_of_end)s
 ),
-portfolio as (
-    select sum(billed * fx_rate) as billed_base, sum(least(collected, billed) * fx_rate)
-               as collected_base
-    from invoice_balances
+portfolio as (  -- every past-due invoice: the reconciled ones and the settled ones
+    select sum(billed_base) as billed_base, sum(collected_base) as collected_base
+    from (select billed * fx_rate as billed_base, least(collected, billed) * fx_rate
+                     as collected_base
+          from invoice_balances
+          union all
+          select billed * fx_rate, billed * fx_rate from settled_totals) b
 ),
 found as (
     select revleak.fingerprint(%(check_id)s, 'collection', 'invoice', u.invoice_id)
@@ -101,10 +126,18 @@ found as (
 select * from found;
 
 -- name: metrics
+-- A settled invoice is billed and collected what it billed.
+with past_due as (
+    select billed * fx_rate as billed_base, least(collected, billed) * fx_rate
+               as collected_base, 1 as invoices
+    from invoice_balances
+    union all
+    select billed * fx_rate, billed * fx_rate, invoices from settled_totals
+)
 select 'realization_rate' as metric,
-       round(sum(least(collected, billed) * fx_rate) / nullif(sum(billed * fx_rate), 0), 6),
-       jsonb_build_object('billed_base', round(sum(billed * fx_rate), 2),
-                          'collected_base', round(sum(least(collected, billed) * fx_rate), 2))
-from invoice_balances
+       round(sum(collected_base) / nullif(sum(billed_base), 0), 6),
+       jsonb_build_object('billed_base', round(sum(billed_base), 2),
+                          'collected_base', round(sum(collected_base), 2))
+from past_due
 union all
-select 'past_due_invoices', count(*), '{}'::jsonb from invoice_balances;
+select 'past_due_invoices', coalesce(sum(invoices), 0), '{}'::jsonb from past_due;

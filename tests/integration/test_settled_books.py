@@ -1,5 +1,5 @@
-"""Settled contracts (schema 0018) are read, not reconciled again — with the same findings and
-totals as a full reconciliation, and unsettled by any later write to their books."""
+"""Settled contracts and invoices (schema 0018) are read, not reconciled again — with the same
+findings and totals as a full reconciliation, and unsettled by any later write to their books."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_a_write_to_a_settled_contracts_books_unsettles_it(conn, tmp_path):
     conn.execute("insert into revleak.invoice_lines (invoice_id, line_no, sku, quantity,"
                  " unit_price, amount) values ('D13', 1, 'PLAN', 1, 100, 100)")
     conn.commit()
-    assert conn.execute("select 1 from revleak.unsettled where opportunity_id = 'DONE'"
+    assert conn.execute("select 1 from revleak.unsettled where kind = 'contract' and id = 'DONE'"
                         ).fetchone()
     assert run(conn, "2026-03-01")[0]["DONE"] == ("over_billed", Decimal("-100.0000"))
     assert "DONE" not in settled(conn)
@@ -92,3 +92,62 @@ def test_a_write_to_a_settled_contracts_books_unsettles_it(conn, tmp_path):
     conn.commit()
     assert run(conn, "2026-03-01")[0]["DONE"] == ("renewal_miss", Decimal("1200.0000"))
     assert settled(conn) == {"ONCE", "HEARTBEAT"}
+
+
+COLLECTION = "billed_vs_collected_weekly"
+
+
+def collection(conn, as_of: str) -> tuple[dict, dict]:
+    """billed_vs_collected's open invoice findings and figures for one date."""
+    pipeline.run_check(COLLECTION, date.fromisoformat(as_of), {})
+    conn.commit()
+    found = {f["entity_id"]: (f["category"], f["gap_amount"])
+             for f in findings.query(conn, COLLECTION, date.fromisoformat(as_of))
+             if f["status"] == "open" and f["entity_type"] == "invoice"}
+    metrics = dict(conn.execute(
+        "select metric, value from revleak.metrics where check_id = %s and as_of = %s",
+        (COLLECTION, date.fromisoformat(as_of))).fetchall())
+    conn.commit()
+    return found, metrics
+
+
+def receivables() -> Books:
+    b = Books()
+    b.bill("PAID", "C1", "2026-01-05", "2026-02-04", "500.00") \
+        .payment("P1", "PAID", "200.00", "2026-01-20T10:00:00+00:00") \
+        .payment("P2", "PAID", "300.00", "2026-02-10T10:00:00+00:00")  # settled from Feb 10
+    b.bill("OVERPAID", "C2", "2026-01-05", "2026-02-04", "100.00") \
+        .payment("P3", "OVERPAID", "120.00", "2026-01-06T10:00:00+00:00")
+    b.bill("SHORT", "C3", "2026-01-05", "2026-02-04", "400.00") \
+        .payment("P4", "SHORT", "100.00", "2026-01-06T10:00:00+00:00")
+    b.bill("FAILED", "C4", "2026-01-05", "2026-02-04", "250.00") \
+        .payment("P5", "FAILED", "250.00", "2026-01-06T10:00:00+00:00", status="failed")
+    return b
+
+
+def settled_invoices(conn) -> set[str]:
+    return {r[0] for r in conn.execute("select invoice_id from revleak.settled_invoices")}
+
+
+def test_invoices_collected_in_full_give_what_a_full_reconciliation_gives(conn, tmp_path):
+    receivables().load(conn, tmp_path)
+    dates = ("2026-03-01", "2026-02-08", "2026-02-15")  # Sundays: the newest, then backfills
+    with_settled = {d: collection(conn, d) for d in dates}
+    assert settled_invoices(conn) == {"PAID", "OVERPAID"}
+    assert with_settled["2026-03-01"][0] == {"SHORT": ("short_paid", Decimal("300.0000")),
+                                            "FAILED": ("payment_failed", Decimal("250.0000"))}
+    # Feb 8: PAID's second payment is not in yet (it is read as settled from Feb 10 only)
+    assert with_settled["2026-02-08"][0]["PAID"] == ("short_paid", Decimal("300.0000"))
+    assert with_settled["2026-03-01"][1]["past_due_invoices"] == 4
+    conn.execute("delete from revleak.settled_invoices")
+    conn.commit()
+    assert {d: collection(conn, d) for d in dates} == with_settled
+
+
+def test_a_payment_charged_back_unsettles_its_invoice(conn, tmp_path):
+    receivables().load(conn, tmp_path)
+    assert "PAID" not in collection(conn, "2026-03-01")[0]
+    conn.execute("update revleak.payments set status = 'disputed' where payment_id = 'P2'")
+    conn.commit()
+    assert collection(conn, "2026-03-01")[0]["PAID"] == ("disputed", Decimal("300.0000"))
+    assert settled_invoices(conn) == {"OVERPAID"}
