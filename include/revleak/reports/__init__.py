@@ -8,7 +8,7 @@ from datetime import date
 
 import psycopg
 
-from revleak import warehouse
+from revleak import statements, warehouse
 from revleak.config import Config, load_config
 from revleak.reports import data, render, storage
 from revleak.reports.data import NotRecorded
@@ -47,9 +47,6 @@ def stored_or_rendered(check: str, as_of: date, kind: str,
 def link_tickets(conn: psycopg.Connection, check: str, as_of: date, config: Config) -> int:
     """Give the run's pending ticket events a ``report_url``: the report that holds the
     finding, at its row (``#f-<fingerprint>``). Returns how many events were linked."""
-    return conn.execute(
-        "update revleak.ticket_outbox e"
-        " set payload = e.payload || jsonb_build_object('report_url', %s || '#f-' || e.fingerprint)"
-        " from revleak.findings f where f.fingerprint = e.fingerprint and f.check_id = %s"
-        " and e.as_of = %s and e.status = 'pending'",
-        (render.report_url(config, check, as_of), check, as_of)).rowcount
+    return conn.execute(statements.named("reports/tickets.sql")["link"], {
+        "report_url": render.report_url(config, check, as_of), "check": check,
+        "as_of": as_of}).rowcount

@@ -12,7 +12,8 @@ Derived from the findings' history (one row per finding and date checked) and it
 
 Amounts are in the base currency at their size (an over-billing is money out of place as
 much as an under-billing); portfolio totals (sums of the other findings) and findings without
-an amount stay out. One set-based query; Python only receives the totals.
+an amount stay out. One set-based query (sql/reports/ledger.sql); Python only receives the
+totals.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import dict_row
 
+from revleak import statements
+
 DIMENSIONS = ("check", "category", "owner", "segment")
 NO_SEGMENT = "no segment"
-
-
-SEGMENT = f"coalesce(c.segment, '{NO_SEGMENT}')"
 
 
 @dataclass(frozen=True)
@@ -42,82 +42,11 @@ class Filters:
     checks: tuple[str, ...] | None = None  # the checks the reader may see; None: every check
 
     def params(self) -> dict:
-        return {f"f_{f.name}": list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in fields(self)}
-
-    def where(self, owner: str) -> str:
-        """The SQL conditions of the filters set, on a finding ``h`` (history or current
-        state), its customer ``c`` and the ``owner`` column given; only those (values stay
-        bind parameters), so the planner sees what it filters on."""
-        column = {"check": "h.check_id", "category": "h.category", "owner": owner,
-                  "segment": SEGMENT, "checks": "h.check_id"}
-        test = {"checks": "= any(%(f_checks)s)"}
-        return " ".join(f"and {column[f.name]} {test.get(f.name, f'= %(f_{f.name})s')}"
-                        for f in fields(self) if getattr(self, f.name) is not None)
-
-
-# A finding h with an amount (portfolio totals are sums of the others).
-MONEY = "h.entity_type <> 'portfolio' and h.gap_amount_base is not null"
-
-# Episodes (a leak's consecutive checked dates, kept in revleak.finding_generations by
-# sql/findings/record.sql, with the owner they were routed to) say when a gap was first
-# seen, when it was last seen and when it closed; the history row of that date says how big
-# it was. Reading episodes rather than every date checked keeps the cost with the number of
-# leaks, not with the length of the history.
-LEDGER = f"""
-with last_run as (  -- each check's last successful run on or before the period end
-    select check_id, max(as_of) as as_of from revleak.check_runs
-    where status = 'succeeded' and as_of <= %(end)s group by check_id
-),
-episodes as (
-    select 'open' as kind, g.fingerprint, l.as_of, null::int as days, g.owner
-    from revleak.finding_generations g join last_run l using (check_id)
-    where l.as_of between g.first_seen_as_of and g.last_seen_as_of
-    union all
-    select 'found', g.fingerprint, g.first_seen_as_of, null, g.owner
-    from revleak.finding_generations g
-    where g.first_seen_as_of between %(start)s and %(end)s
-    union all
-    select 'recovered', g.fingerprint, g.last_seen_as_of,
-           g.resolved_as_of - g.first_seen_as_of, g.owner
-    from revleak.finding_generations g
-    where g.resolved_as_of between %(start)s and %(end)s
-),
-entries as (
-    select e.kind, h.check_id, h.category, e.owner ->> 'name' as owner, {SEGMENT} as segment,
-           abs(h.gap_amount_base) as amount, e.days
-    from episodes e
-    join revleak.finding_history h on h.fingerprint = e.fingerprint and h.as_of = e.as_of
-    left join revleak.customers c on c.customer_id = h.customer_id
-    where {MONEY} {{filters}}
-),
--- few cells to aggregate by every dimension: one per kind and dimensions (and, for the
--- median, per recovered gap)
-cells as (
-    select kind, check_id, category, owner, segment, days, count(*) as n, sum(amount) as amount
-    from entries group by kind, check_id, category, owner, segment, days
-),
-weighted as (
-    select c.*, k from cells c
-    cross join lateral generate_series(1, case when c.kind = 'recovered' then c.n else 1 end) k
-)
-select case when grouping(check_id) = 0 and grouping(category) = 0 then 'category'
-            when grouping(check_id) = 0 then 'check'
-            when grouping(owner) = 0 then 'owner'
-            when grouping(segment) = 0 then 'segment' else 'total' end as dimension,
-       check_id, category, owner, segment,
-       coalesce(sum(n) filter (where kind = 'open' and k = 1), 0) as open_count,
-       coalesce(sum(amount) filter (where kind = 'open' and k = 1), 0) as open_amount,
-       coalesce(sum(n) filter (where kind = 'found' and k = 1), 0) as found_count,
-       coalesce(sum(amount) filter (where kind = 'found' and k = 1), 0) as found_amount,
-       coalesce(sum(n) filter (where kind = 'recovered' and k = 1), 0) as recovered_count,
-       coalesce(sum(amount) filter (where kind = 'recovered' and k = 1), 0)
-           as recovered_amount,
-       percentile_cont(0.5) within group (order by days)
-           filter (where kind = 'recovered') as median_days_to_recover
-from weighted
-group by grouping sets ((), (check_id), (check_id, category), (owner), (segment))
-"""
+        """The filters as the bind parameters the ledger and the page take (``f_check``
+        …; null: not narrowed), with the segment of a customer without one."""
+        return {"no_segment": NO_SEGMENT, **{
+            f"f_{f.name}": list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in fields(self)}}
 
 
 @dataclass(frozen=True)
@@ -154,7 +83,7 @@ def ledger(conn: psycopg.Connection, start: date, end: date, currency: str,
            filters: Filters = Filters()) -> Ledger:
     """The ledger of the period ``start``–``end`` (inclusive), totals and by dimension."""
     rows = conn.cursor(row_factory=dict_row).execute(
-        LEDGER.replace("{filters}", filters.where(owner="e.owner ->> 'name'")),
+        statements.named("reports/ledger.sql")["ledger"],
         {"start": start, "end": end, **filters.params()}).fetchall()
     by: dict[str, list[Line]] = {d: [] for d in DIMENSIONS}
     total = Line("total", None, 0, Decimal(0), 0, Decimal(0), 0, Decimal(0), None)

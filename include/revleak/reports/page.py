@@ -1,6 +1,6 @@
 """What the Revenue leakage page shows for a choice of filters: the ledger, a trend per
 check, one page of findings (sorted and paged in SQL) and the latest report of each check —
-every figure narrowed in SQL to the checks the reader may see."""
+every figure narrowed in SQL to the checks the reader may see (sql/reports/page.sql)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,23 @@ from datetime import date, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
+from revleak import statements
 from revleak.config import CHECK_IDS, Config
 from revleak.reports import charts, data, storage
-from revleak.reports.ledger import MONEY, NO_SEGMENT, Filters, ledger
+from revleak.reports.ledger import NO_SEGMENT, Filters, ledger
 
+STATEMENTS = "reports/page.sql"
 PAGE_SIZES = (10, 25, 50, 100)
 PERIODS = {7: "last 7 days", 30: "last 30 days", 90: "last 90 days", 365: "last 365 days"}
 SORTS = {  # column a reader can sort by (nulls always last, fingerprint breaks ties)
-    "check": "check", "category": "category", "customer": "customer_name",
-    "owner": "owner ->> 'name'", "due": "due_date", "age": "days_outstanding",
-    "gap": "abs(gap_amount_base)", "loss": "time_weighted_loss", "status": "status",
-    "first_seen": "first_seen_as_of"}
+    "check": sql.Identifier("check"), "category": sql.SQL("category"),
+    "customer": sql.SQL("customer_name"), "owner": sql.SQL("owner ->> 'name'"),
+    "due": sql.SQL("due_date"), "age": sql.SQL("days_outstanding"),
+    "gap": sql.SQL("abs(gap_amount_base)"), "loss": sql.SQL("time_weighted_loss"),
+    "status": sql.SQL("status"), "first_seen": sql.SQL("first_seen_as_of")}
 STATUSES = ("open", "resolved", "all")
 DIRECTIONS = ("desc", "asc")
 FUNNEL = "funnel_leak_weekly"
@@ -93,26 +97,19 @@ class View:
         return "?" + urlencode({k: v for k, v in pairs.items() if v not in (None, "")})
 
 
-# Current findings without their evidence: a page is ordered and cut on these columns first.
-CURRENT = data.FINDING.format(source="revleak.findings h", state="h",
-                              evidence="h.fingerprint as finding")
-
-
 def findings_page(conn: psycopg.Connection, view: View) -> tuple[list[dict], int]:
     """One page of current findings matching the view, and how many match in all."""
-    where = "true " + view.filters.where(owner="h.owner ->> 'name'") + (
-        " and h.status = %(status)s" if view.status != "all" else "")
+    order = sql.SQL("{} {}").format(SORTS[view.sort],
+                                    sql.SQL("desc" if view.descending else "asc"))
     params = {**view.filters.params(), "status": view.status, "limit": view.per_page,
               "offset": (view.page - 1) * view.per_page}
     rows = conn.cursor(row_factory=dict_row).execute(
-        f"select x.*, count(*) over () as matching from ({CURRENT} where {where}) x"
-        f" order by {SORTS[view.sort]} {'desc' if view.descending else 'asc'} nulls last,"
-        " fingerprint limit %(limit)s offset %(offset)s", params).fetchall()
+        sql.SQL(statements.named(STATEMENTS)["findings"]).format(order=order), params).fetchall()
     if not rows and view.page > 1:  # past the last page: the first one
         return findings_page(conn, replace(view, page=1))
     evidence = dict(conn.execute(  # only the page's rows bring their evidence
-        "select fingerprint, evidence from revleak.findings where fingerprint = any(%s)",
-        ([r["fingerprint"] for r in rows],)).fetchall())
+        statements.named(STATEMENTS)["evidence"],
+        {"fingerprints": [r["fingerprint"] for r in rows]}).fetchall())
     for r in rows:
         r["evidence"] = evidence[r["fingerprint"]]
     return rows, rows[0]["matching"] if rows else 0
@@ -122,21 +119,14 @@ def options(conn: psycopg.Connection, checks: tuple[str, ...]) -> dict[str, list
     """The values each filter offers: those the findings of the ``checks`` have."""
     return _kept(("options", data_version(conn), checks), lambda: dict(zip(
         ("check", "category", "owner", "segment"), (v or [] for v in conn.execute(
-            "select array_agg(distinct f.check_id order by f.check_id),"
-            " array_agg(distinct f.category order by f.category),"
-            " array_agg(distinct f.owner ->> 'name' order by f.owner ->> 'name'),"
-            f" array_agg(distinct coalesce(c.segment, '{NO_SEGMENT}')"
-            f"           order by coalesce(c.segment, '{NO_SEGMENT}'))"
-            "   filter (where f.customer_id is not null)"
-            " from revleak.findings f left join revleak.customers c using (customer_id)"
-            " where f.check_id = any(%s)", (list(checks),)).fetchone()), strict=True)))
+            statements.named(STATEMENTS)["options"],
+            {"checks": list(checks), "no_segment": NO_SEGMENT}).fetchone()), strict=True)))
 
 
 def latest_runs(conn: psycopg.Connection, checks: tuple[str, ...]) -> list[tuple[str, date]]:
     """Each check's latest successful run: the report a reader opens first."""
-    return conn.execute("select check_id, max(as_of) from revleak.check_runs"
-                        " where status = 'succeeded' and check_id = any(%s)"
-                        " group by 1 order by 1", (list(checks),)).fetchall()
+    return conn.execute(statements.named(STATEMENTS)["latest_runs"],
+                        {"checks": list(checks)}).fetchall()
 
 
 def trends(conn: psycopg.Connection, view: View, start: date, end: date,
@@ -145,26 +135,8 @@ def trends(conn: psycopg.Connection, view: View, start: date, end: date,
     being the one of the leak's episode); for the funnel, each zone's rate against its
     limit."""
     f = view.filters
-    owner = ("join revleak.finding_generations g on g.fingerprint = h.fingerprint"
-             " and h.as_of between g.first_seen_as_of and g.last_seen_as_of") if f.owner else ""
-    rows = conn.execute(f"""
-        with runs as (
-            select check_id, as_of from revleak.check_runs
-            where status = 'succeeded' and as_of between %(start)s and %(end)s
-              and (%(f_check)s::text is null or check_id = %(f_check)s)
-              and (%(f_checks)s::text[] is null or check_id = any(%(f_checks)s))
-        ),
-        scoped as (
-            select h.check_id, h.as_of, abs(h.gap_amount_base) as amount
-            from runs r
-            join revleak.finding_history h on h.check_id = r.check_id and h.as_of = r.as_of
-            left join revleak.customers c on c.customer_id = h.customer_id {owner}
-            where h.status = 'open' and {MONEY} {f.where(owner="g.owner ->> 'name'")}
-        )
-        select r.check_id, r.as_of, coalesce(sum(s.amount), 0), count(s.amount)
-        from runs r left join scoped s using (check_id, as_of)
-        group by r.check_id, r.as_of order by r.check_id, r.as_of""",
-        {**f.params(), "start": start, "end": end}).fetchall()
+    rows = conn.execute(statements.named(STATEMENTS)["trends"],
+                        {**f.params(), "start": start, "end": end}).fetchall()
     narrowed = any((f.category, f.owner, f.segment))
     out = []
     for check in CHECK_IDS:
@@ -188,12 +160,11 @@ def _funnel(conn: psycopg.Connection, view: View, start: date, end: date) -> lis
     if f.check not in (None, FUNNEL) or f.segment or (f.checks is not None
                                                        and FUNNEL not in f.checks):
         return []
-    if f.owner and not conn.execute(
-            "select 1 from revleak.findings where check_id = %s and owner ->> 'name' = %s"
-            " limit 1", (FUNNEL, f.owner)).fetchone():
+    if f.owner and not conn.execute(statements.named(STATEMENTS)["funnel_owner"],
+                                    {"check": FUNNEL, "owner": f.owner}).fetchone():
         return []
-    last = conn.execute("select max(as_of) from revleak.check_runs where check_id = %s and"
-                        " status = 'succeeded' and as_of <= %s", (FUNNEL, end)).fetchone()[0]
+    last = conn.execute(statements.named(STATEMENTS)["last_run"],
+                        {"check": FUNNEL, "end": end}).fetchone()[0]
     if last is None or last < start:
         return []
     zones = data.funnel_zones(conn, last, weeks=-(-(end - start).days // 7) or 1)
@@ -219,10 +190,7 @@ def _kept(key: tuple, compute: Callable[[], Any]) -> Any:
 
 def data_version(conn: psycopg.Connection) -> tuple:
     """What the summaries depend on: the warehouse, the runs recorded and the loads made."""
-    return conn.execute(
-        "select current_database(), inet_server_port(),"
-        " (select (count(*), max(finished_at))::text from revleak.check_runs),"
-        " (select (count(*), max(finished_at))::text from revleak.loads)").fetchone()
+    return conn.execute(statements.named(STATEMENTS)["data_version"]).fetchone()
 
 
 def summaries(conn: psycopg.Connection, view: View, start: date, end: date,

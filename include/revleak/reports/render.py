@@ -160,7 +160,7 @@ def _collections(conn, run, config) -> dict:
 def _funnel(conn, run, config) -> dict:
     as_of, check = run["as_of"], run["check"]
     zones = data.funnel_zones(conn, as_of)
-    findings = data.top(conn, check, as_of, 10, "h.entity_type = 'zone'")
+    findings = data.top(conn, check, as_of, 10, zones=True)
     for f in findings:
         f["worst"] = data.worst_examples(conn, f["category"], f["evidence"].get("sample") or [],
                                          as_of, config)
@@ -170,7 +170,7 @@ def _funnel(conn, run, config) -> dict:
             "zones", [(z["zone"], z["points"], z["limit"], z["floor"]) for z in zones],
             as_of - timedelta(weeks=8) + timedelta(days=1), as_of),
         "zone_findings": findings,
-        "deals": data.top(conn, check, as_of, TOP, "h.entity_type <> 'zone'"),
+        "deals": data.top(conn, check, as_of, TOP, zones=False),
         "health": pipeline_health(data.run_metrics(conn, check, as_of)),
         "changes": data.changes(conn, check, as_of, run["previous"]),
     }
@@ -213,9 +213,8 @@ def _recognized(conn, run, config) -> dict:
             tuple((a["bucket"], a["amount"], a["count"]) for a in aging),
             config.base_currency, charts.CHECK_COLOURS[check]),
         "categories": data.by_category(conn, check, as_of),
-        "undeposited": data.top(conn, check, as_of, 50,
-                                "h.category = 'payment_not_deposited'"),
-        "top": data.top(conn, check, as_of, TOP, "h.category = 'recognized_not_collected'"),
+        "undeposited": data.top(conn, check, as_of, 50, category="payment_not_deposited"),
+        "top": data.top(conn, check, as_of, TOP, category="recognized_not_collected"),
     }
 
 
@@ -230,8 +229,7 @@ def _pricing(conn, run, config) -> dict:
         "annualized": run["open_gap_base"] * 4,
         "tops": data.pricing_tops(conn, check, as_of),
         "drift_pct": run["rules"]["subscription_drift_pct"],
-        "subscription_drift": data.top(
-            conn, check, as_of, 50, "(h.evidence ->> 'subscription_drift')::boolean"),
+        "subscription_drift": data.top(conn, check, as_of, 50, subscription_drift=True),
         "top": data.top(conn, check, as_of, TOP),
     }
 
