@@ -24,17 +24,25 @@ def airflow(env: dict, *args: str, check: bool = True) -> subprocess.CompletedPr
     return result
 
 
-def airflow_home(pg_server, home: Path, database: str = "airflow_meta") -> dict:
-    """The environment of a migrated Airflow home whose metadata database is ``database`` on
-    the test server."""
+def home_env(pg_server, home: Path, database: str) -> dict:
+    """The environment of an Airflow home (created if missing) with this project's DAGs, no
+    examples, and a fresh, empty metadata database ``database`` on the PostgreSQL server
+    ``pg_server`` (not migrated yet)."""
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
         admin.execute(f"drop database if exists {database} with (force)")
         admin.execute(f"create database {database}")
+    home.mkdir(parents=True, exist_ok=True)
     socket = connections.parse(pg_server.get_uri(), "x").extra["host"]
-    env = {**os.environ, "AIRFLOW_HOME": str(home),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
-               f"postgresql+psycopg2://postgres@/{database}?host={socket}"}
+    return {**os.environ, "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
+                f"postgresql+psycopg2://postgres@/{database}?host={socket}"}
+
+
+def airflow_home(pg_server, home: Path, database: str = "airflow_meta") -> dict:
+    """The environment of a migrated Airflow home whose metadata database is ``database`` on
+    the test server."""
+    env = home_env(pg_server, home, database)
     airflow(env, "db", "migrate")
     return env

@@ -1,30 +1,25 @@
-"""A production-shaped Airflow on one machine for end-to-end tests: Debian's ``redis-server``
-as the Celery broker, a metadata PostgreSQL server of its own (never the warehouse's), the API
-server, scheduler and DAG processor with the CeleryExecutor, and ``airflow celery worker``
-processes started, and killed, one by one. Each worker reports the name it was given as the
-hostname of the task instances it runs, as separate machines would."""
+"""A production-shaped Airflow on one machine for end-to-end tests: the running Airflow of
+tests/e2e/airflow_cluster.py with the CeleryExecutor, Debian's ``redis-server`` as its broker
+and ``airflow celery worker`` processes started, and killed, one by one; its metadata on the
+PostgreSQL server it is given (a server of its own, never the warehouse's). Each worker
+reports the name it was given as the hostname of the task instances it runs, as separate
+machines would."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-import psycopg
-import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-PASSWORD = "revleak-celery-e2e"
+from revleak.showcase import airflow_exe
+from tests.airflow_cli import ROOT
+from tests.e2e.airflow_cluster import RunningAirflow, free_port
+
 WORKER_ENV = "REVLEAK_E2E_WORKER"
 # Short enough that losing a worker costs seconds, not the production minutes: a task whose
 # worker died is failed after the heartbeat timeout and retried after the retry delay; a task
@@ -51,12 +46,6 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_ENV) or socket.getfqdn()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL a process and everything it started (Airflow puts each task in its own
     process group), as when the machine under it dies."""
@@ -71,128 +60,62 @@ def kill_tree(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
-def wait_for(ready: Callable[[], bool], seconds: float, what: str, logs: Path,
-             alive: Callable[[], bool] = lambda: True) -> None:
-    """Poll ``ready`` until it is true; on time-out or a dead process, fail with the logs."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and alive():
-        try:
-            if ready():
-                return
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(1)
-    tails = {p.name: p.read_text(errors="replace")[-3000:] for p in sorted(logs.glob("*.log"))}
-    raise AssertionError(f"{what} not ready after {seconds:.0f}s: {tails}")
+class CeleryAirflow(RunningAirflow):
+    """Only the runs a test asks for (backfills, triggers; no scheduled run of today), on
+    ``workers``: one ``airflow celery worker`` per name on the default queue."""
 
-
-class Redis:
-    """Debian's redis-server on a free loopback port, nothing persisted."""
-
-    def __init__(self, home: Path):
-        self.home = home
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    @staticmethod
-    def available() -> bool:
-        return shutil.which("redis-server") is not None
-
-    def __enter__(self) -> Redis:
-        import redis
-
-        log = open(self.home / "redis.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.home)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
-        wait_for(client.ping, 30, "redis-server", self.home,
-                 alive=lambda: self.proc.poll() is None)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
-
-
-class CeleryAirflow:
-    """API server, scheduler and DAG processor with the CeleryExecutor on ``broker_url``,
-    metadata in ``metadata_uri`` (``postgresql://``), and Celery workers by name."""
-
-    def __init__(self, home: Path, metadata_uri: str, broker_url: str,
-                 extra_env: dict[str, str]):
-        self.home = home
-        self.metadata_uri = metadata_uri
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        (home / "config").mkdir(parents=True, exist_ok=True)
-        (home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
-        (home / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
-        sqlalchemy_uri = metadata_uri.replace("postgresql://", "postgresql+psycopg2://", 1)
-        self.env = {
-            **os.environ, **extra_env, **TIMEOUTS,
+    def __init__(self, pg_server, home: Path, database: str, extra_env: dict[str, str],
+                 workers: tuple[str, ...], concurrency: int = 4):
+        self.workers, self.concurrency = workers, concurrency
+        self.broker_port = free_port()
+        super().__init__(pg_server, home, database, {
+            **TIMEOUTS,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_uri,
-            "AIRFLOW__CELERY__BROKER_URL": broker_url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{sqlalchemy_uri}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": "celery-e2e-jwt-secret",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            # only the runs a test asks for (backfills, triggers); no scheduled run of today
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.broker_port}/0",
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        }
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.token: str | None = None
+            **extra_env})
+        self.env["AIRFLOW__CELERY__RESULT_BACKEND"] = \
+            "db+" + self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        (home / "config").mkdir(exist_ok=True)
+        (home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = open(self.home / f"{name}.log", "w")  # noqa: SIM115
-        self.procs[name] = subprocess.Popen([AIRFLOW, *args], env=env, stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
-
-    def alive(self) -> bool:
-        return all(p.poll() is None for p in self.procs.values())
-
-    def start(self, workers: tuple[str, ...], concurrency: int = 4) -> CeleryAirflow:
-        """Migrate the metadata database, then start the components and one ``airflow celery
-        worker`` per name (on the default queue, distinct hostnames) and wait until the API
-        answers and every worker is ready for work."""
-        migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=self.env, capture_output=True,
-                                 text=True, timeout=300, stdin=subprocess.DEVNULL)
-        assert migrate.returncode == 0, migrate.stderr[-3000:]
-        self._spawn("api-server", ["api-server", "--port", str(self.port)], self.env)
-        self._spawn("scheduler", ["scheduler"], self.env)
-        self._spawn("dag-processor", ["dag-processor"], self.env)
-        for name in workers:
-            env = {**self.env, WORKER_ENV: name,
-                   "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
-                   "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
-            self._spawn(name, ["celery", "worker", "-H", name, "-q", "default", "-c",
-                               str(concurrency), "--pid", str(self.home / f"{name}.pid")], env)
-        self.wait_for(lambda: requests.get(f"{self.url}/api/v2/version", timeout=2).ok, 180,
-                      "the API server")
-        self.token = requests.post(f"{self.url}/auth/token", timeout=10, json={
-            "username": "admin", "password": PASSWORD}).json()["access_token"]
-        for name in workers:
+    def start(self) -> CeleryAirflow:
+        """The broker (nothing persisted), the components, then the workers; ready when every
+        worker answers a Celery ping through the broker."""
+        self._spawn("redis", ["redis-server", "--port", str(self.broker_port), "--bind",
+                              "127.0.0.1", "--save", "", "--appendonly", "no",
+                              "--dir", str(self.logs)], self.env)
+        self.wait_for(self.broker_answers, 30, "redis-server")
+        super().start()
+        for name in self.workers:
+            self._spawn(name, [airflow_exe(), "celery", "worker", "-H", name, "-q", "default",
+                               "-c", str(self.concurrency), "--pid",
+                               str(self.logs / f"{name}.pid")],
+                        {**self.env, WORKER_ENV: name,
+                         "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+                         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())})
+        for name in self.workers:
             self.wait_for(lambda n=name: self.worker_answers(n), 180, f"celery worker {name}")
         return self
 
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        with open(self.logs / f"{name}.log", "w") as log:
+            self.procs[name] = subprocess.Popen(argv, env=env, stdout=log,
+                                                stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def broker_answers(self) -> bool:
+        import redis
+
+        try:
+            with redis.Redis(port=self.broker_port) as client:
+                return client.ping()
+        except redis.ConnectionError:
+            return False
+
     def worker_answers(self, name: str) -> bool:
-        """The worker answers a Celery ping through the broker."""
         from celery import Celery
 
         app = Celery(broker=self.env["AIRFLOW__CELERY__BROKER_URL"])
@@ -204,27 +127,8 @@ class CeleryAirflow:
     def kill_worker(self, name: str) -> None:
         kill_tree(self.procs.pop(name))
 
-    def stop(self) -> None:
-        for name in [n for n in self.procs if n not in ("api-server", "scheduler",
-                                                        "dag-processor")]:
-            self.kill_worker(name)
-        for p in self.procs.values():
-            p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                kill_tree(p)
-
-    def api(self, method: str, path: str, **kw) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return requests.request(method, f"{self.url}/api/v2{path}", headers=headers,
-                                timeout=30, **kw)
-
-    def metadata(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Rows from the Airflow metadata database."""
-        with psycopg.connect(self.metadata_uri) as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def wait_for(self, ready: Callable[[], bool], seconds: float, what: str) -> None:
-        wait_for(ready, seconds, what, self.home, self.alive)
+    def stop(self, grace: float = 30) -> None:
+        for name in self.workers:
+            if name in self.procs:
+                self.kill_worker(name)
+        super().stop(grace)

@@ -10,6 +10,7 @@ exactly one `open` per fingerprint.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +19,14 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
-from revleak import demo, loader, pipeline
-from tests.e2e.celery_cluster import RETRY_DELAY_SECONDS, CeleryAirflow, Redis
+from revleak import demo, loader
+from tests.e2e.backfills import (
+    assert_same_as_one_by_one,
+    opened,
+    succeeded_checks,
+    tickets_connection,
+)
+from tests.e2e.celery_cluster import RETRY_DELAY_SECONDS, CeleryAirflow
 from tests.ticket_fakes import WebhookServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.celery]
@@ -27,14 +34,6 @@ FIRST, DAYS = date(2026, 9, 28), 4  # a Monday to a quarter's first day
 RUNS = {"booked_vs_billed_daily": 4, "billed_vs_collected_weekly": 1, "funnel_leak_weekly": 1,
         "recognized_vs_collected_quarterly": 1, "pricing_drift_quarterly": 1}
 WORKERS = ("w1", "w2")
-
-
-def history(uri: str) -> list[tuple]:
-    with psycopg.connect(uri) as conn:
-        return conn.execute(
-            "select check_id, fingerprint, as_of, status, category, gap_amount,"
-            " gap_amount_base, days_outstanding, time_weighted_loss"
-            " from revleak.finding_history order by 1, 2, 3").fetchall()
 
 
 def data_directory(uri: str) -> str:
@@ -50,15 +49,13 @@ def metadata_server(tmp_path):
         import pgserver
 
         srv = pgserver.get_server(tmp_path / "metadata-pg", cleanup_mode="delete")
-    with psycopg.connect(srv.get_uri(), autocommit=True) as admin:
-        admin.execute("create database airflow")
-    yield srv.get_uri("airflow")
+    yield srv
     srv.cleanup()
 
 
 @pytest.fixture
 def cluster(metadata_server, warehouse_uri, tmp_path):
-    if not Redis.available():
+    if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
     books = tmp_path / "demo"
 
@@ -67,40 +64,23 @@ def cluster(metadata_server, warehouse_uri, tmp_path):
         with psycopg.connect(warehouse_uri) as conn:
             loader.load(conn, books)
 
-    home = tmp_path / "airflow"
-    home.mkdir()
-    with Redis(tmp_path) as redis, WebhookServer(secret="celery-signing") as hook, \
-            ThreadPoolExecutor(1) as pool:
+    with WebhookServer(secret="celery-signing") as hook, ThreadPoolExecutor(1) as pool:
         loading = pool.submit(load_books)  # while Airflow starts
-        tickets = (hook.destination().base_url.replace("http://", "http://x:celery-signing@", 1)
-                   + "?provider=webhook")
-        airflow = CeleryAirflow(home, metadata_server, redis.url, {
-            "AIRFLOW_CONN_REVLEAK_WAREHOUSE": warehouse_uri,
-            "AIRFLOW_CONN_REVLEAK_TICKETS": tickets})
-        try:
-            airflow.start(WORKERS)
+        with CeleryAirflow(metadata_server, tmp_path / "airflow", "airflow", {
+                "AIRFLOW_CONN_REVLEAK_WAREHOUSE": warehouse_uri,
+                "AIRFLOW_CONN_REVLEAK_TICKETS": tickets_connection(hook)}, WORKERS) as airflow:
             loading.result()
             yield airflow, hook, books
-        finally:
-            airflow.stop()
 
 
 def test_backfill_on_two_celery_workers_survives_losing_one(cluster, pg_server, warehouse_uri):
     airflow, hook, books = cluster
     assert data_directory(airflow.metadata_uri) != data_directory(warehouse_uri)
-    for check in RUNS:
-        airflow.wait_for(lambda c=check: airflow.api("GET", f"/dags/{c}").ok, 180,
-                         f"{check} to parse")
-        assert airflow.api("PATCH", f"/dags/{check}", json={"is_paused": False}).ok
+    airflow.unpause(RUNS)
     tasks = airflow.api("GET", "/dags/booked_vs_billed_daily/tasks").json()["tasks"]
     assert {t["retry_delay"]["seconds"] for t in tasks} == {RETRY_DELAY_SECONDS}  # the policy
 
-    for check in RUNS:
-        created = airflow.api("POST", "/backfills", json={
-            "dag_id": check, "from_date": f"{FIRST}T00:00:00Z",
-            "to_date": f"{FIRST + timedelta(days=DAYS - 1)}T23:59:59Z",
-            "reprocess_behavior": "completed", "max_active_runs": 1})
-        assert created.status_code == 200, created.text
+    airflow.backfill(RUNS, FIRST, FIRST + timedelta(days=DAYS - 1))
 
     def on(worker: str, state: str) -> set[tuple]:
         return set(airflow.metadata(
@@ -114,16 +94,7 @@ def test_backfill_on_two_celery_workers_survives_losing_one(cluster, pg_server, 
     interrupted = on("w2", "running")  # no worker will ever report on these again
     assert interrupted, "every task on w2 finished before the kill; nothing was interrupted"
 
-    def finished() -> bool:
-        done = True
-        for check, expected in RUNS.items():
-            runs = airflow.api("GET", f"/dags/{check}/dagRuns", params={"limit": 100}).json()
-            states = [r["state"] for r in runs["dag_runs"]]
-            assert "failed" not in states, runs
-            done &= len(states) == expected and set(states) == {"success"}
-        return done
-
-    airflow.wait_for(finished, 420, "the backfills")
+    airflow.wait_for_runs(RUNS, 420)
 
     ran_on = {host for (host,) in airflow.metadata(
         "select distinct hostname from task_instance where state = 'success'")}
@@ -134,10 +105,7 @@ def test_backfill_on_two_celery_workers_survives_losing_one(cluster, pg_server, 
             " and task_id = %s and state = 'success'", (dag_id, run_id, task_id))
         assert host == "w1" and tries >= 2, (dag_id, run_id, task_id, host, tries)
 
-    with psycopg.connect(warehouse_uri) as conn:
-        checked = conn.execute(
-            "select check_id, as_of from revleak.check_runs where status = 'succeeded'"
-            " order by 1, 2").fetchall()
+    checked = succeeded_checks(warehouse_uri)
     assert Counter(c for c, _ in checked) == RUNS
     daily = [d for c, d in checked if c == "booked_vs_billed_daily"]
     assert daily == [FIRST - timedelta(days=1 - n) for n in range(DAYS)]
@@ -145,24 +113,9 @@ def test_backfill_on_two_celery_workers_survives_losing_one(cluster, pg_server, 
     assert [d for c, d in checked if c.endswith("quarterly")] == [date(2026, 9, 30)] * 2
 
     # the same books, checked one date at a time outside Airflow
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute("drop database if exists celery_one_by_one with (force)")
-        admin.execute("create database celery_one_by_one template revleak_template")
-    one_uri = pg_server.get_uri("celery_one_by_one")
-    with psycopg.connect(one_uri) as conn:
-        loader.load(conn, books)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AIRFLOW_CONN_REVLEAK_WAREHOUSE", one_uri)
-    try:
-        for check, as_of in checked:
-            pipeline.run_check(check, as_of)
-    finally:
-        mp.undo()
-    backfilled = history(warehouse_uri)
-    assert backfilled and backfilled == history(one_uri)
+    assert_same_as_one_by_one(pg_server, warehouse_uri, books, checked)
 
-    opens = Counter(d["payload"]["fingerprint"] for d in hook.deliveries
-                    if d["payload"]["action"] == "open" and not d["duplicate"])
+    opens = opened(hook)
     with psycopg.connect(warehouse_uri) as conn:
         fingerprints = {r[0] for r in conn.execute(
             "select fingerprint from revleak.findings where status = 'open'")}

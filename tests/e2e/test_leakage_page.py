@@ -15,14 +15,13 @@ import psycopg
 import pytest
 import requests
 
-from revleak import connections
 from tests.e2e.airflow_cluster import PASSWORD, RunningAirflow
 from tests.e2e.test_reports_in_browser import (
     ARTIFACTS,
     BROWSER_ARGS,
     CHROMIUM,
-    EVIL,
     demo_with_history,
+    victim_reads_as_text,
 )
 
 pytestmark = pytest.mark.slow
@@ -34,20 +33,10 @@ def airflow_ui(pg_server, warehouse_uri, tmp_path, monkeypatch):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     manifest = demo_with_history(warehouse_uri, tmp_path, monkeypatch)
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute("drop database if exists airflow_ui with (force)")
-        admin.execute("create database airflow_ui")
-    socket = connections.parse(pg_server.get_uri(), "x").extra["host"]
-    home = tmp_path / "airflow"
-    home.mkdir()
-    airflow = RunningAirflow(home, f"postgresql+psycopg2://postgres@/airflow_ui?host={socket}",
-                             {"AIRFLOW_CONN_REVLEAK_WAREHOUSE": warehouse_uri},
-                             components=("api-server",))
-    airflow.start()
-    try:
+    with RunningAirflow(pg_server, tmp_path / "airflow", "airflow_ui",
+                        {"AIRFLOW_CONN_REVLEAK_WAREHOUSE": warehouse_uri},
+                        components=("api-server",)) as airflow:
         yield airflow, warehouse_uri, manifest
-    finally:
-        airflow.stop()
 
 
 def open_leakage(conn, owner: str | None = None) -> Decimal:
@@ -140,12 +129,7 @@ def test_leakage_page_in_the_airflow_ui(airflow_ui):
         assert owners and all(o.startswith("Finance lead") for o in owners)
 
         # the customer named with a script tag reads as text
-        victim_check = conn.execute(
-            "select check_id from revleak.findings where customer_id = %s and status = 'open'"
-            " limit 1", (manifest["victim"],)).fetchone()[0]
-        page.goto(f"{airflow.url}/revleak/?check={victim_check}&per_page=100&sort=customer")
-        assert page.get_by_text(EVIL, exact=True).count() >= 1
-        assert page.evaluate("window.owned") is None
+        victim_reads_as_text(page, airflow.url, conn, manifest)
 
         # a finding links to its row in the report that holds it, served by the plugin
         link = page.locator("a.finding-report").first

@@ -28,7 +28,6 @@ import psycopg
 import pytest
 import requests
 
-from revleak import connections
 from revleak.config import CHECK_IDS
 from revleak.reports.charts import CHECK_TITLES
 from tests.e2e.airflow_cluster import PASSWORD, ROOT, RunningAirflow
@@ -38,6 +37,7 @@ from tests.e2e.test_reports_in_browser import (
     EVIL,
     FORMULA,
     demo_with_history,
+    victim_reads_as_text,
 )
 
 pytestmark = pytest.mark.slow
@@ -64,22 +64,12 @@ def teams_airflow(pg_server, warehouse_uri, tmp_path, monkeypatch):
             shutil.copy(ROOT / "dags" / f"{check}.py", folder)
         bundles.append({"name": team, "team_name": team, "kwargs": {"path": str(folder)},
                         "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle"})
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute("drop database if exists airflow_teams with (force)")
-        admin.execute("create database airflow_teams")
-    socket = connections.parse(pg_server.get_uri(), "x").extra["host"]
-    home = tmp_path / "airflow"
-    home.mkdir()
-    airflow = RunningAirflow(
-        home, f"postgresql+psycopg2://postgres@/airflow_teams?host={socket}",
-        {"AIRFLOW_CONN_REVLEAK_WAREHOUSE": warehouse_uri, "AIRFLOW__CORE__MULTI_TEAM": "True",
-         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles)},
-        components=("api-server",), users=USERS)
-    airflow.start()
-    try:
+    with RunningAirflow(
+            pg_server, tmp_path / "airflow", "airflow_teams",
+            {"AIRFLOW_CONN_REVLEAK_WAREHOUSE": warehouse_uri, "AIRFLOW__CORE__MULTI_TEAM": "True",
+             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles)},
+            components=("api-server",), users=USERS) as airflow:
         yield airflow, warehouse_uri, manifest
-    finally:
-        airflow.stop()
 
 
 def open_leakage(conn, checks) -> Decimal:
@@ -190,12 +180,7 @@ def _admin_sees_every_check(page, airflow, conn, report, manifest) -> None:
     with page.expect_navigation():
         page.select_option("select[name=check]", ONE)
     assert shown(page, "ledger-open") == open_leakage(conn, [ONE])
-    victim_check = conn.execute(
-        "select check_id from revleak.findings where customer_id = %s and status = 'open'"
-        " limit 1", (manifest["victim"],)).fetchone()[0]
-    page.goto(f"{airflow.url}/revleak/?check={victim_check}&per_page=100&sort=customer")
-    assert page.get_by_text(EVIL, exact=True).count() >= 1
-    assert page.evaluate("window.owned") is None
+    victim_reads_as_text(page, airflow.url, conn, manifest)
     no_violation(page)
 
     # the stored report, charts and all, satisfies the policy; the hostile name is text

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from revleak import assets, connections
+from revleak import assets
 from tests.books import Books
 from tests.e2e.airflow_cluster import PASSWORD, RunningAirflow, free_port
 from tests.integration.test_subscription_drift import billed, card
@@ -54,22 +54,11 @@ def books(list_price: str, yesterday: str) -> Books:
 
 @pytest.fixture
 def cluster(pg_server, warehouse_uri, tmp_path):
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute("drop database if exists airflow_price_e2e with (force)")
-        admin.execute("create database airflow_price_e2e")
-    socket = connections.parse(pg_server.get_uri(), "x").extra["host"]
-    with PriceSignalReceiver() as receiver:
-        home = tmp_path / "airflow"
-        home.mkdir()
-        airflow = RunningAirflow(
-            home, f"postgresql+psycopg2://postgres@/airflow_price_e2e?host={socket}",
+    with PriceSignalReceiver() as receiver, RunningAirflow(
+            pg_server, tmp_path / "airflow", "airflow_price_e2e",
             {"AIRFLOW_CONN_REVLEAK_WAREHOUSE": warehouse_uri,
-             "AIRFLOW_CONN_REVLEAK_PRICE_SIGNALS": receiver.connection_uri()})
-        airflow.start()
-        try:
-            yield airflow, receiver
-        finally:
-            airflow.stop()
+             "AIRFLOW_CONN_REVLEAK_PRICE_SIGNALS": receiver.connection_uri()}) as airflow:
+        yield airflow, receiver
 
 
 def test_a_rate_card_change_loaded_runs_the_change_check_and_signals_each_drift_once(
@@ -86,8 +75,7 @@ def test_a_rate_card_change_loaded_runs_the_change_check_and_signals_each_drift_
                       f"connection revleak_airflow_api): set {assets.ENV_VAR}='"
                       f"{assets.EXAMPLE}' so {DAG} runs on such changes"]
 
-    airflow.wait_for(lambda: airflow.api("GET", f"/dags/{DAG}").ok, 180, f"{DAG} to parse")
-    assert airflow.api("PATCH", f"/dags/{DAG}", json={"is_paused": False}).ok
+    airflow.unpause([DAG])
     rate_cards = _asset_id(airflow, "rate_cards")
 
     # Finance corrects PLAN's list price to 120.00: the load tells Airflow, the DAG runs
@@ -129,7 +117,7 @@ def test_a_rate_card_change_loaded_runs_the_change_check_and_signals_each_drift_
         assert again.returncode == 0 and "Airflow" not in again.stderr, again.stderr
     assert len(_events(airflow, rate_cards)) == 1
     time.sleep(10)  # the scheduler heartbeats every second: a run would have been made by now
-    assert len(_runs(airflow)) == 1
+    assert len(airflow.runs(DAG)) == 1
 
     # a promotion added while Airflow is unreachable: committed, exit 2, one line; the next
     # load tells Airflow, and its run finds the same drifts — no new signal
@@ -181,22 +169,7 @@ def _events(airflow: RunningAirflow, asset_id: int) -> list[dict]:
     return reply.json()["asset_events"]
 
 
-def _runs(airflow: RunningAirflow) -> list[dict]:
-    return airflow.api("GET", f"/dags/{DAG}/dagRuns", params={"limit": 100}).json()["dag_runs"]
-
-
 def _wait_for_runs(airflow: RunningAirflow, n: int) -> list[dict]:
     """The DAG's first ``n`` runs, once all of them succeeded (one failing fails the test)."""
-    def done() -> bool:
-        runs = _runs(airflow)
-        assert not [r for r in runs if r["state"] == "failed"], _task_states(airflow, runs)
-        return len(runs) == n and all(r["state"] == "success" for r in runs)
-
-    airflow.wait_for(done, 300, f"{n} successful run(s) of {DAG}")
-    return sorted(_runs(airflow), key=lambda r: r["run_after"])
-
-
-def _task_states(airflow: RunningAirflow, runs: list[dict]) -> dict:
-    return {r["dag_run_id"]: {t["task_id"]: t["state"] for t in airflow.api(
-        "GET", f"/dags/{DAG}/dagRuns/{r['dag_run_id']}/taskInstances").json()["task_instances"]}
-        for r in runs}
+    airflow.wait_for_runs({DAG: n}, 300)
+    return sorted(airflow.runs(DAG), key=lambda r: r["run_after"])

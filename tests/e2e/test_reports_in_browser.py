@@ -69,6 +69,18 @@ def demo_with_history(warehouse_uri: str, tmp_path: Path, monkeypatch) -> dict:
     return manifest
 
 
+def victim_reads_as_text(page, airflow_url: str, conn, manifest: dict) -> None:
+    """The Revenue leakage page on a check holding the customer named with a script tag
+    (sorted by customer, every row on one page): the name reads as text, its script never
+    ran."""
+    victim_check = conn.execute(
+        "select check_id from revleak.findings where customer_id = %s and status = 'open'"
+        " limit 1", (manifest["victim"],)).fetchone()[0]
+    page.goto(f"{airflow_url}/revleak/?check={victim_check}&per_page=100&sort=customer")
+    assert page.get_by_text(EVIL, exact=True).count() >= 1
+    assert page.evaluate("window.owned") is None
+
+
 @pytest.fixture
 def demo_reports(warehouse_uri, tmp_path, monkeypatch):
     if not Path(CHROMIUM).exists():

@@ -29,7 +29,15 @@ from tests.ticket_fakes import (
     ServiceNowServer,
     WebhookServer,
 )
-from tests.ticket_fakes.scenario import CHECK, FAST, check, config_file, leaky_books, outbox
+from tests.ticket_fakes.scenario import (
+    CHECK,
+    FAST,
+    bill_later,
+    check,
+    config_file,
+    leaky_books,
+    outbox,
+)
 
 REPORTS = "https://reports.example.com/revleak"
 FAKES = {"jira": JiraServer, "servicenow": ServiceNowServer, "github": GitHubServer,
@@ -201,15 +209,8 @@ def private_books(conn, tmp_path: Path) -> None:
 
 def bill_hooli(conn, tmp_path: Path) -> None:
     """Hooli's three started months (3 × 1,186.45), billed on 2026-03-12."""
-    fix = Books()
-    fix.rows["invoices"].append({"invoice_id": "INV-HOOLI-0003", "customer_id": "CUST-HOOLI-7731",
-                                 "opportunity_id": "OPP-HOOLI-2291", "issue_date": "2026-03-12",
-                                 "due_date": "2026-03-12", "currency": "USD",
-                                 "status": "paid", "kind": "invoice"})
-    fix.rows["invoice_lines"].append({"invoice_id": "INV-HOOLI-0003", "line_no": 1,
-                                      "sku": "PLAN", "quantity": "1", "unit_price": "3559.35",
-                                      "amount": "3559.35"})
-    fix.load(conn, tmp_path / "fix")
+    bill_later(conn, tmp_path / "fix", "INV-HOOLI-0003", "OPP-HOOLI-2291", "CUST-HOOLI-7731",
+               "2026-03-12", "3559.35")
 
 
 def checked_and_linked(conn, day: date) -> None:

@@ -51,16 +51,23 @@ def check(day: date) -> None:
     pipeline.run_check(CHECK, day)
 
 
-def bill_a_in_full(conn, tmp_path: Path) -> None:
+def bill_later(conn, directory: Path, invoice_id: str, opportunity_id: str,
+               customer_id: str, day: str, amount: str) -> None:
+    """One paid invoice of one line, issued and due on ``day``, billing a contract the books
+    already hold (loaded from ``directory``)."""
     fix = Books()
-    fix.rows["invoices"].append({"invoice_id": "A-FIX", "customer_id": "C-A",
-                                 "opportunity_id": "A", "issue_date": "2026-03-12",
-                                 "due_date": "2026-03-12", "currency": "USD",
-                                 "status": "paid", "kind": "invoice"})
-    fix.rows["invoice_lines"].append({"invoice_id": "A-FIX", "line_no": 1, "sku": "PLAN",
-                                      "quantity": "1", "unit_price": "3000.00",
-                                      "amount": "3000.00"})
-    fix.load(conn, tmp_path / "fix")
+    fix.rows["invoices"].append({"invoice_id": invoice_id, "customer_id": customer_id,
+                                 "opportunity_id": opportunity_id, "issue_date": day,
+                                 "due_date": day, "currency": "USD", "status": "paid",
+                                 "kind": "invoice"})
+    fix.rows["invoice_lines"].append({"invoice_id": invoice_id, "line_no": 1, "sku": "PLAN",
+                                      "quantity": "1", "unit_price": amount, "amount": amount})
+    fix.load(conn, directory)
+
+
+def bill_a_in_full(conn, tmp_path: Path) -> None:
+    """A's first quarter (3 × 1,000), billed on 2026-03-12."""
+    bill_later(conn, tmp_path / "fix", "A-FIX", "A", "C-A", "2026-03-12", "3000.00")
 
 
 def lifecycle_events(conn, tmp_path: Path, more: int = 0) -> None:
