@@ -151,3 +151,16 @@ def test_a_payment_charged_back_unsettles_its_invoice(conn, tmp_path):
     conn.commit()
     assert collection(conn, "2026-03-01")[0]["PAID"] == ("disputed", Decimal("300.0000"))
     assert settled_invoices(conn) == {"OVERPAID"}
+
+
+def test_a_mark_for_every_contract_settles_them_all_again(conn, tmp_path):
+    """What a big write marks (one '*' per kind instead of a mark per row): every settlement
+    of that kind is derived again, and one whose contract is gone is dropped."""
+    books().load(conn, tmp_path)
+    run(conn, "2026-03-01")
+    conn.execute("insert into revleak.settled_contracts values ('GHOST', 'USD', 1, null,"
+                 " '2025-01-01', null, null)")
+    conn.execute("insert into revleak.unsettled values ('contract', '*')")
+    conn.commit()
+    assert run(conn, "2026-03-01")[1]["contracts_checked"] == 6  # GHOST is never read
+    assert settled(conn) == {"DONE", "ONCE", "HEARTBEAT"}

@@ -12,7 +12,7 @@ from revleak.settled_invoices s
 where s.issue_date <= %(as_of)s and s.due_date < %(as_of)s
   and (s.last_attempted_at is null or s.last_attempted_at < %(as_of_end)s)
   and not exists (select from revleak.unsettled u
-                  where u.kind = 'invoice' and u.id = s.invoice_id);
+                  where u.kind = 'invoice' and u.id in (s.invoice_id, '*'));
 
 -- name: settled_totals
 -- Their amounts per currency, at the as-of date's rate to the base currency.

@@ -14,7 +14,7 @@ where s.last_period_start <= %(as_of)s
   and (s.renewed_at is null or s.renewed_at < %(as_of_end)s)
   and (s.closed_at is null or s.closed_at < %(as_of_end)s)
   and not exists (select from revleak.unsettled u
-                  where u.kind = 'contract' and u.id = s.opportunity_id);
+                  where u.kind = 'contract' and u.id in (s.opportunity_id, '*'));
 
 -- name: settled_totals
 -- Their amounts per currency, at the as-of date's rate to the base currency.

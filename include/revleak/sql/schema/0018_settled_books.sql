@@ -48,13 +48,24 @@ create function revleak.settle() returns void
     language plpgsql as $$
 begin
     perform pg_advisory_xact_lock(hashtext('revleak.settle'));
-    create temp table settling on commit drop as
-        with taken as (delete from revleak.unsettled returning kind, id) select * from taken;
+    create temp table settling on commit drop as  -- '*' stands for every one of its kind
+        with taken as (delete from revleak.unsettled returning kind, id)
+        select kind, id from taken
+        union
+        select 'contract', opportunity_id from revleak.opportunities
+        where exists (select from taken where kind = 'contract' and id = '*')
+        union
+        select 'invoice', invoice_id from revleak.invoices
+        where exists (select from taken where kind = 'invoice' and id = '*');
     analyze settling;  -- a few marks or all of them: the plans below depend on how many
     delete from revleak.settled_contracts s using settling x
      where x.kind = 'contract' and s.opportunity_id = x.id;
+    delete from revleak.settled_contracts
+     where exists (select from settling where kind = 'contract' and id = '*');
     delete from revleak.settled_invoices s using settling x
      where x.kind = 'invoice' and s.invoice_id = x.id;
+    delete from revleak.settled_invoices
+     where exists (select from settling where kind = 'invoice' and id = '*');
     insert into revleak.settled_contracts
     select o.opportunity_id, o.currency, o.amount, o.closed_at, t.last_period_start,
            b.last_issue_date, r.renewed_at
@@ -98,13 +109,24 @@ begin
 end $$;
 
 -- The marks. A statement's changed rows arrive as transition tables (one trigger per event:
--- PostgreSQL allows transition tables on single-event triggers only).
+-- PostgreSQL allows transition tables on single-event triggers only). A statement that changes
+-- more than 10,000 rows (a first load, a whole export replaced) marks every contract and
+-- invoice at once ('*'): one mark instead of one per entity.
 create function revleak.mark_unsettled() returns trigger
     language plpgsql as $$
 begin
     if tg_op = 'TRUNCATE' then
         delete from revleak.settled_contracts;
         delete from revleak.settled_invoices;
+        return null;
+    end if;
+    if (select count(*) > 10000 from changed_rows) then
+        insert into revleak.unsettled
+        select kind, '*' from unnest(case tg_table_name when 'opportunities' then '{contract}'
+                                                        when 'payments' then '{invoice}'
+                                                        else '{contract,invoice}' end::text[])
+                              as kind
+        on conflict do nothing;
         return null;
     end if;
     if tg_table_name = 'opportunities' then
@@ -156,7 +178,4 @@ begin
 end $$;
 
 -- Books loaded before this migration: settled on the first run.
-insert into revleak.unsettled
-select 'contract', opportunity_id from revleak.opportunities where stage = 'closed_won'
-union all
-select 'invoice', invoice_id from revleak.invoices where kind = 'invoice';
+insert into revleak.unsettled values ('contract', '*'), ('invoice', '*');
