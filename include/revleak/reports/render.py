@@ -3,13 +3,17 @@ money, rates and dates, and each report's content (HTML and CSV) streamed in chu
 
 from __future__ import annotations
 
+import configparser
 import csv
 import io
 import itertools
+import os
+import sys
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache, partial
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -105,11 +109,23 @@ def report_url(config: Config, check: str, as_of: date) -> str:
     Airflow API server (``[api] base_url``) that serves the report store."""
     base = config.reports.url
     if not base:
-        from airflow.configuration import conf
-
-        api = conf.get("api", "base_url", fallback=None) or "http://localhost:8080"
+        api = _api_base_url() or "http://localhost:8080"
         base = f"{api.rstrip('/')}/revleak/reports"
     return f"{base.rstrip('/')}/{storage.file_name(check, as_of, 'html')}"
+
+
+def _api_base_url() -> str | None:
+    """Airflow's ``[api] base_url`` as Airflow resolves it (environment, then airflow.cfg),
+    without importing Airflow outside it (a second of a CLI run)."""
+    if "airflow.configuration" in sys.modules:
+        from airflow.configuration import conf
+
+        return conf.get("api", "base_url", fallback=None)
+    if value := os.environ.get("AIRFLOW__API__BASE_URL"):
+        return value
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "airflow.cfg")
+    return cfg.get("api", "base_url", fallback=None)
 
 
 def _digest(conn, run, config) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from revleak.config import PROJECT_ROOT, Config
 from revleak.errors import RevleakError
@@ -16,16 +17,23 @@ def file_name(check: str, as_of: date, kind: str) -> str:
 
 
 def root(config: Config, location: str | None = None):
-    """The report store as an ObjectStoragePath (a plain path means a local folder)."""
-    from airflow.sdk import ObjectStoragePath
-
+    """The report store: a local folder as a Path (a plain path or file://), any other URL as
+    an ObjectStoragePath (Airflow is imported only then: it costs a second)."""
     from revleak.warehouse import revleak_home
 
     where = location or config.reports.location or str(revleak_home() / "reports")
+    if where.startswith("file://"):
+        where = unquote(urlsplit(where).path)
     if "://" not in where:
         path = Path(where).expanduser()
-        where = (path if path.is_absolute() else PROJECT_ROOT / path).resolve().as_uri()
-    return _checked(lambda: ObjectStoragePath(where), f"reports.location {where}")
+        return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
+
+    def remote():
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(where)
+
+    return _checked(remote, f"reports.location {where}")
 
 
 def _checked(call, what: str):
@@ -54,7 +62,7 @@ def write(target, chunks) -> str:
 
 def describe(target) -> str:
     """Where a report (or the store) is, as a reader would type it: a path or a URL."""
-    return target.path if target.protocol in ("file", "local") else str(target)
+    return str(target)
 
 
 def read(target) -> bytes | None:
