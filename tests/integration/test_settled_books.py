@@ -16,16 +16,16 @@ def settled(conn) -> set[str]:
     return {r[0] for r in conn.execute("select opportunity_id from revleak.settled_contracts")}
 
 
-def run(conn, as_of: str) -> tuple[dict, dict]:
-    """The open opportunity findings and the run's figures for one date."""
-    pipeline.run_check(CHECK, date.fromisoformat(as_of), {})
+def run(conn, as_of: str, check: str = CHECK) -> tuple[dict, dict]:
+    """The check's open findings (but portfolio totals) and the run's figures for one date."""
+    pipeline.run_check(check, date.fromisoformat(as_of), {})
     conn.commit()
     found = {f["entity_id"]: (f["category"], f["gap_amount"])
-             for f in findings.query(conn, CHECK, date.fromisoformat(as_of))
-             if f["status"] == "open"}
+             for f in findings.query(conn, check, date.fromisoformat(as_of))
+             if f["status"] == "open" and f["entity_type"] != "portfolio"}
     metrics = dict(conn.execute(
         "select metric, value from revleak.metrics where check_id = %s and as_of = %s",
-        (CHECK, date.fromisoformat(as_of))).fetchall())
+        (check, date.fromisoformat(as_of))).fetchall())
     conn.commit()
     return found, metrics
 
@@ -98,17 +98,7 @@ COLLECTION = "billed_vs_collected_weekly"
 
 
 def collection(conn, as_of: str) -> tuple[dict, dict]:
-    """billed_vs_collected's open invoice findings and figures for one date."""
-    pipeline.run_check(COLLECTION, date.fromisoformat(as_of), {})
-    conn.commit()
-    found = {f["entity_id"]: (f["category"], f["gap_amount"])
-             for f in findings.query(conn, COLLECTION, date.fromisoformat(as_of))
-             if f["status"] == "open" and f["entity_type"] == "invoice"}
-    metrics = dict(conn.execute(
-        "select metric, value from revleak.metrics where check_id = %s and as_of = %s",
-        (COLLECTION, date.fromisoformat(as_of))).fetchall())
-    conn.commit()
-    return found, metrics
+    return run(conn, as_of, COLLECTION)
 
 
 def receivables() -> Books:
