@@ -14,6 +14,7 @@ base-currency totals are summed exactly per currency.
 from __future__ import annotations
 
 import re
+import tempfile
 from fractions import Fraction
 
 import duckdb
@@ -238,6 +239,10 @@ def findings(a) -> list[dict]:
     """What the check finds in the books of ``a`` (peer_args' command line)."""
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
+    # what does not fit in memory spills to the system's temp folder, at most 4 GB (a large
+    # run once wrote 45 GB into the working folder)
+    con.execute(f"set temp_directory = '{tempfile.gettempdir()}/revleak-duckdb'")
+    con.execute("set max_temp_directory_size = '4GB'")
     load(con, a.books, a.check)
     con.execute(MACROS)
     rules = a.rules
