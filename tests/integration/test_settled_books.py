@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from psycopg import sql
+
 from revleak import findings, pipeline
 from tests.books import Books
 
 CHECK = "booked_vs_billed_daily"
+COLLECTION = "billed_vs_collected_weekly"
 
 
 def settled(conn) -> set[str]:
@@ -28,6 +31,14 @@ def run(conn, as_of: str, check: str = CHECK) -> tuple[dict, dict]:
         (check, date.fromisoformat(as_of))).fetchall())
     conn.commit()
     return found, metrics
+
+
+def reconciled_in_full(conn, settlements: str, dates, check: str) -> dict:
+    """The same dates again with nothing settled (and nothing marked): what a full
+    reconciliation of every entity finds."""
+    conn.execute(sql.SQL("delete from revleak.{}").format(sql.Identifier(settlements)))
+    conn.commit()
+    return {d: run(conn, d, check) for d in dates}
 
 
 def books() -> Books:
@@ -63,10 +74,7 @@ def test_settled_contracts_give_what_a_full_reconciliation_gives(conn, tmp_path)
         "LAPSED": ("renewal_miss", Decimal("300.0000")),
         "HEARTBEAT": ("unbilled", Decimal("10.0000"))}
     assert with_settled["2026-03-01"][1]["contracts_checked"] == 6
-    # the same dates, every contract reconciled in full (nothing settled, nothing marked)
-    conn.execute("delete from revleak.settled_contracts")
-    conn.commit()
-    assert {d: run(conn, d) for d in dates} == with_settled
+    assert reconciled_in_full(conn, "settled_contracts", dates, CHECK) == with_settled
 
 
 def test_a_write_to_a_settled_contracts_books_unsettles_it(conn, tmp_path):
@@ -94,7 +102,6 @@ def test_a_write_to_a_settled_contracts_books_unsettles_it(conn, tmp_path):
     assert settled(conn) == {"ONCE", "HEARTBEAT"}
 
 
-COLLECTION = "billed_vs_collected_weekly"
 
 
 def collection(conn, as_of: str) -> tuple[dict, dict]:
@@ -129,9 +136,7 @@ def test_invoices_collected_in_full_give_what_a_full_reconciliation_gives(conn, 
     # Feb 8: PAID's second payment is not in yet (it is read as settled from Feb 10 only)
     assert with_settled["2026-02-08"][0]["PAID"] == ("short_paid", Decimal("300.0000"))
     assert with_settled["2026-03-01"][1]["past_due_invoices"] == 4
-    conn.execute("delete from revleak.settled_invoices")
-    conn.commit()
-    assert {d: collection(conn, d) for d in dates} == with_settled
+    assert reconciled_in_full(conn, "settled_invoices", dates, COLLECTION) == with_settled
 
 
 def test_a_payment_charged_back_unsettles_its_invoice(conn, tmp_path):
