@@ -71,20 +71,39 @@ with contracts as (
       and (o.closed_at is null or o.closed_at < %(as_of_end)s)
       and not exists (select from settled s where s.opportunity_id = o.opportunity_id)
 ),
-expected as (
-    select c.opportunity_id,  -- one division per contract: exact to the last cent
+fixed_terms as (  -- schedules that never renew by themselves: periods counted, not generated
+    select c.opportunity_id, c.amount, c.contract_start, s.step,
+           revleak.periods_by(c.contract_start, s.step, c.contract_end) as periods_per_term
+    from contracts c
+    cross join lateral (
+        select case c.billing_frequency when 'monthly' then 1 when 'quarterly' then 3
+                                        when 'annual' then 12 end as step) s
+    where c.billing_frequency = 'one_time' or not c.auto_renew
+),
+expected as materialized (  -- computed once, whatever the planner guesses of its size
+    select f.opportunity_id,  -- one division per contract: exact to the last cent
+           f.amount * least(f.periods_per_term, revleak.periods_by(
+               f.contract_start, f.step,
+               least(%(as_of)s, %(as_of)s - %(billing_lag_days)s))) / f.periods_per_term as due,
+           f.amount * least(f.periods_per_term, revleak.periods_by(
+               f.contract_start, f.step, %(as_of)s)) / f.periods_per_term as started,
+           f.amount / f.periods_per_term as per_period
+    from fixed_terms f
+    union all
+    select c.opportunity_id,  -- self-renewing: the schedule function, term by term
            max(c.amount) * count(*)
                filter (where p.period_start <= %(as_of)s
                          and p.period_start + %(billing_lag_days)s <= %(as_of)s)
-               / max(p.periods_per_term) as due,
+               / max(p.periods_per_term),
            max(c.amount) * count(*) filter (where p.period_start <= %(as_of)s)
-               / max(p.periods_per_term) as started,
-           max(c.amount) / max(p.periods_per_term) as per_period
+               / max(p.periods_per_term),
+           max(c.amount) / max(p.periods_per_term)
     -- the dates are tested in the aggregates, not in a where: a where is pushed into the
     -- schedule function and evaluated per period generated (4x slower)
     from contracts c,
          revleak.billing_periods(c.contract_start, c.contract_end, c.billing_frequency,
                                  c.auto_renew, %(as_of)s) p
+    where c.auto_renew and c.billing_frequency <> 'one_time'
     group by c.opportunity_id
 ),
 billed as (
