@@ -110,7 +110,7 @@ def reconcile(conn: psycopg.Connection, run: CheckRun) -> dict:
     params = run.params
     sql_steps = steps(run.check_id)
     trend_steps = CHECKS[run.check_id].trend_steps
-    with conn.transaction():  # contracts whose books changed are settled again (schema 0018)
+    with conn.transaction():  # contracts and invoices whose books changed: settled again (0018)
         conn.execute("select revleak.settle()")
     with conn.transaction():
         _start(conn, run, params)

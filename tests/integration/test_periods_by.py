@@ -24,10 +24,7 @@ def test_counted_periods_are_the_generated_ones(conn):
             where (extract(doy from c.contract_start)::int + extract(doy from d.d)::int) % 7 = 0
         )
         select s.contract_start, s.billing_frequency, s.contract_end, s.d,
-               revleak.periods_by(s.contract_start,
-                                  case s.billing_frequency when 'monthly' then 1
-                                       when 'quarterly' then 3 when 'annual' then 12 end,
-                                  s.d) as counted,
+               revleak.periods_by(s.contract_start, s.billing_frequency, s.d) as counted,
                (select count(*) from revleak.billing_periods(s.contract_start, s.contract_end,
                                                               s.billing_frequency, false, s.d) p
                 where p.period_start <= s.d) as generated,

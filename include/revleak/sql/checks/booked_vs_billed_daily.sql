@@ -72,21 +72,19 @@ with contracts as (
       and not exists (select from settled s where s.opportunity_id = o.opportunity_id)
 ),
 fixed_terms as (  -- schedules that never renew by themselves: periods counted, not generated
-    select c.opportunity_id, c.amount, c.contract_start, s.step,
-           revleak.periods_by(c.contract_start, s.step, c.contract_end) as periods_per_term
+    select c.opportunity_id, c.amount, c.contract_start, c.billing_frequency,
+           revleak.periods_by(c.contract_start, c.billing_frequency, c.contract_end)
+               as periods_per_term
     from contracts c
-    cross join lateral (
-        select case c.billing_frequency when 'monthly' then 1 when 'quarterly' then 3
-                                        when 'annual' then 12 end as step) s
     where c.billing_frequency = 'one_time' or not c.auto_renew
 ),
 expected as materialized (  -- computed once, whatever the planner guesses of its size
     select f.opportunity_id,  -- one division per contract: exact to the last cent
            f.amount * least(f.periods_per_term, revleak.periods_by(
-               f.contract_start, f.step,
+               f.contract_start, f.billing_frequency,
                least(%(as_of)s, %(as_of)s - %(billing_lag_days)s))) / f.periods_per_term as due,
            f.amount * least(f.periods_per_term, revleak.periods_by(
-               f.contract_start, f.step, %(as_of)s)) / f.periods_per_term as started,
+               f.contract_start, f.billing_frequency, %(as_of)s)) / f.periods_per_term as started,
            f.amount / f.periods_per_term as per_period
     from fixed_terms f
     union all
